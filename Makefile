@@ -1,0 +1,66 @@
+# Two commands set up everything on a fresh Debian machine with Python 3.11:
+#   make reproduce   — venv + system packages + embedded data, then the papermill batch (quick profile)
+#   make test        — the same setup, then the whole test suite, notebooks included (smoke profile)
+# Both are idempotent: the venv is rebuilt only when requirements.lock or pyproject.toml change.
+
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.bimodal-installed
+SYS_PACKAGES := fluidsynth libfluidsynth3 fluid-soundfont-gm
+PROFILE ?= quick
+JOBS ?= 1
+
+# Never touch the network for models; headless plotting.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export MPLBACKEND := Agg
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: setup system-deps venv data test test-fast reproduce benchmarks clean-runs help
+
+help:
+	@echo "make reproduce  # set up, then run every notebook (quick profile) and render the tables"
+	@echo "make test       # set up, then run the test suite and the notebooks (smoke profile)"
+
+setup: system-deps venv
+
+system-deps:
+	@if [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] && ldconfig -p | grep -q libfluidsynth.so.3; then \
+		echo "system packages: present ($(SYS_PACKAGES))"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "system packages: installing $(SYS_PACKAGES)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYS_PACKAGES); \
+	else \
+		echo "Missing system packages. Run:  sudo apt-get install -y $(SYS_PACKAGES)"; exit 1; \
+	fi
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+data: setup
+	$(PY) -m bimodal data build --profile $(PROFILE)
+
+# tests/test_notebooks.py executes every notebook with papermill in the smoke profile into outputs/notebooks-smoke;
+# nbval then re-runs those executed copies (their injected parameters keep them in the smoke profile).
+test: setup
+	$(PY) -m pytest -q tests -p no:cacheprovider
+	$(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider outputs/notebooks-smoke
+
+test-fast: setup
+	$(PY) -m pytest -q tests -m "not slow" -p no:cacheprovider
+
+reproduce: setup
+	$(PY) -m bimodal reproduce --profile $(PROFILE) -j $(JOBS)
+
+benchmarks: setup
+	$(PY) benchmarks/unet.py && $(PY) benchmarks/sdr.py && $(PY) benchmarks/embedding.py
+
+clean-runs:
+	rm -rf runs outputs

@@ -1,0 +1,270 @@
+"""Typed configuration, the three profiles, dotted overrides and the config hash.
+
+One code path serves every profile: `smoke` (seconds, tests and nbval), `quick` (the embedded default on a laptop
+CPU) and `paper` (the paper's sizes, for a GPU user with real data and real LAION-CLAP weights). A profile is only a
+set of field values; an experiment is a profile plus dotted overrides such as ``{"train.method": "proposed"}``.
+
+A field name that does not exist, or a value of the wrong type, raises :class:`ConfigError` naming the field.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, get_type_hints
+
+PROFILES = ("smoke", "quick", "paper")
+
+
+class ConfigError(ValueError):
+    """A configuration that does not fit: unknown field, wrong type or inconsistent values."""
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "synthmusic21"  # synthmusic21 | path to a common-format index CSV (bimodal.data index builders)
+    root: str = ""  # where the generated dataset lives; "" = $BIMODAL_DATA or <repo>/data
+    sample_rate: int = 11025  # Hz, the paper's rate (Appendix E.2)
+    clip_samples: int = 65535  # stored clip length, ≈6 s as in the paper
+    segment_samples: int = 65535  # length the separator trains and is tested on (≤ clip_samples)
+    clips_per_class: int = 40  # SynthMUSIC-21 clips rendered per class (all splits together)
+    k_sources: int = 2  # K: single sources per training mixture (1 = single-source / supervised data)
+    n_mix: int = 2  # N: mixtures per mixture-of-mixtures
+    single_source_fraction: float = 0.0  # semi-supervised: fraction of training clips usable as single sources
+    train_items_per_epoch: int = 512  # training MoMs drawn per epoch
+    val_mixtures: int = 64  # validation 2-source mixtures used for model selection
+    test_mixtures: int = 0  # 0 = the whole shipped test composition
+    seed: int = 0  # rendering seed of the embedded dataset
+
+
+@dataclass
+class ModelConfig:
+    n_fft: int = 1022  # 512 frequency bins survive 7 halvings; the paper's 1024 (513 bins) does not (see README)
+    hop: int = 256
+    levels: int = 7  # encoder/decoder levels of the U-Net
+    modulator_levels: int = 3  # the deepest levels whose skips carry attention (the Modulator)
+    base_channels: int = 32  # channels after the first down-sampler, doubled per level up to max_channels
+    max_channels: int = 512
+    res_blocks: int = 1  # ResBlocks per level (0 disables, 2 = "Res×2")
+    sa_blocks: int = 1  # self-attention blocks per Modulator skip
+    ca_blocks: int = 1  # cross-attention blocks per Modulator skip
+    heads: int = 8
+    head_dim: int = 64
+    mlp_dim: int = 1024
+    cond_dim: int = 0  # 0 = follow the embedding backend (768 LAION-CLAP, 384 surrogate)
+
+
+@dataclass
+class EmbeddingConfig:
+    backend: str = "surrogate"  # surrogate | laion_clap
+    checkpoint: str = ""  # laion_clap: local .pt path; surrogate: "" = the weights shipped in the package
+    tokenizer: str = ""  # laion_clap: local roberta-base tokenizer folder
+    audio_model: str = "HTSAT-base"  # laion_clap audio branch of the checkpoint
+
+
+@dataclass
+class TrainConfig:
+    method: str = "proposed"  # supervised | mix_and_separate | proposed | semi_supervised
+    losses: str = "url+cnt+crl"  # which of url, cnt, crl enter L_TWL (Table 8 ablations)
+    alpha: float = 0.1  # weight of L_CNT (Table 9a)
+    beta: float = 5.0  # weight of L_CRL
+    gamma: float = 10.0  # weight of L_URL
+    lambda_s: float = 5.0  # semi-supervised weight of the supervised L_URL (Table 9d)
+    lambda_u: float = 1.0  # semi-supervised weight of L_TWL
+    single_source_input: str = "component"  # component (Algorithm 1, eq. 5) | mom (the authors' code)
+    loss_domain: str = "magnitude"  # magnitude (weighted ℓ1 on |STFT|, as the authors' code) | waveform (ℓ1)
+    gather_negatives: bool = True  # DDP: gather contrastive negatives across processes (the authors' code does not)
+    epochs: int = 50
+    batch_size: int = 32
+    lr: float = 1e-3
+    lr_step_epochs: int = 15
+    lr_gamma: float = 0.1
+    weight_decay: float = 0.0
+    grad_clip: float = 0.0  # 0 = off (the paper reports none)
+    seed: int = 0
+    num_threads: int = 0  # torch intra-op threads; 0 = leave torch's default
+    eval_every: int = 1  # validation every N epochs
+
+
+@dataclass
+class Config:
+    profile: str = "quick"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def hash(self) -> str:
+        """Stable 12-hex-digit id of the full config: runs are cached under it."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def override(self, overrides: dict[str, Any] | None) -> "Config":
+        """A copy with dotted overrides applied, e.g. ``{"train.method": "supervised", "data.k_sources": 3}``."""
+        new = from_dict(self.to_dict())
+        for key, value in (overrides or {}).items():
+            section, _, name = key.partition(".")
+            if not name:
+                if section != "profile":
+                    raise ConfigError(f"config override {key!r}: use 'section.field' (sections: data, model, "
+                                      f"embedding, train)")
+                new.profile = str(value)
+                continue
+            target = getattr(new, section, None)
+            if target is None or not dataclasses.is_dataclass(target):
+                raise ConfigError(f"config override {key!r}: unknown section {section!r}")
+            _set_field(target, name, value, where=key)
+        validate(new)
+        return new
+
+
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "embedding": EmbeddingConfig, "train": TrainConfig}
+
+
+def _set_field(obj: Any, name: str, value: Any, where: str) -> None:
+    hints = get_type_hints(type(obj))
+    if name not in hints:
+        raise ConfigError(f"config field {where!r} does not exist; known fields of this section: "
+                          f"{', '.join(sorted(hints))}")
+    kind = hints[name]
+    try:
+        if kind is bool:
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(value)
+                value = value.lower() in ("true", "1")
+            else:
+                value = bool(value)
+        elif kind is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            value = int(value)
+        elif kind is float:
+            value = float(value)
+        elif kind is str:
+            value = str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"config field {where!r}: {value!r} is not a valid {kind.__name__}") from None
+    setattr(obj, name, value)
+
+
+def from_dict(d: dict) -> Config:
+    """Build a Config from a (possibly partial) nested dict, e.g. one saved beside a checkpoint."""
+    cfg = Config()
+    for key, value in d.items():
+        if key == "profile":
+            cfg.profile = str(value)
+        elif key in _SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"config section {key!r} must be a mapping")
+            for name, v in value.items():
+                _set_field(getattr(cfg, key), name, v, where=f"{key}.{name}")
+        else:
+            raise ConfigError(f"config has an unknown section {key!r}")
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Cross-field checks; raises ConfigError naming the offending field."""
+    if cfg.profile not in PROFILES:
+        raise ConfigError(f"config field 'profile': {cfg.profile!r} is not one of {PROFILES}")
+    d, m, t = cfg.data, cfg.model, cfg.train
+    if d.segment_samples > d.clip_samples:
+        raise ConfigError(f"config field 'data.segment_samples' ({d.segment_samples}) exceeds "
+                          f"'data.clip_samples' ({d.clip_samples})")
+    if not 1 <= d.k_sources <= 4:
+        raise ConfigError(f"config field 'data.k_sources' must be 1..4, got {d.k_sources}")
+    if d.n_mix < 1 or d.n_mix * d.k_sources > 21:
+        raise ConfigError(f"config field 'data.n_mix' ({d.n_mix}) × k_sources ({d.k_sources}) needs that many "
+                          f"distinct classes (at most 21)")
+    if not 0.0 <= d.single_source_fraction < 1.0:
+        raise ConfigError("config field 'data.single_source_fraction' must be in [0, 1)")
+    bins = m.n_fft // 2 + 1
+    if bins % (2 ** m.levels):
+        raise ConfigError(f"config field 'model.n_fft': {m.n_fft} gives {bins} frequency bins, which "
+                          f"{m.levels} halvings (model.levels) do not divide; use n_fft = k·2^{m.levels + 1} - 2 "
+                          f"(e.g. 1022 for 7 levels)")
+    frames = d.segment_samples // m.hop + 1  # centred STFT
+    if frames % (2 ** m.levels):
+        raise ConfigError(f"config field 'data.segment_samples': {d.segment_samples} samples give {frames} STFT "
+                          f"frames at hop {m.hop}, which {m.levels} halvings (model.levels) do not divide; use "
+                          f"k·2^{m.levels}·hop - 1 samples (e.g. 65535 at hop 256)")
+    if not 0 <= m.modulator_levels <= m.levels:
+        raise ConfigError("config field 'model.modulator_levels' must be between 0 and model.levels")
+    if t.method not in ("supervised", "mix_and_separate", "proposed", "semi_supervised"):
+        raise ConfigError(f"config field 'train.method': unknown method {t.method!r}")
+    unknown = set(filter(None, t.losses.split("+"))) - {"url", "cnt", "crl"}
+    if unknown or not t.losses:
+        raise ConfigError(f"config field 'train.losses': {t.losses!r} must be '+'-joined names from url, cnt, crl")
+    if t.single_source_input not in ("component", "mom"):
+        raise ConfigError("config field 'train.single_source_input' must be 'component' or 'mom'")
+    if t.loss_domain not in ("magnitude", "waveform"):
+        raise ConfigError("config field 'train.loss_domain' must be 'magnitude' or 'waveform'")
+    if cfg.embedding.backend not in ("surrogate", "laion_clap"):
+        raise ConfigError(f"config field 'embedding.backend': unknown backend {cfg.embedding.backend!r}")
+    if t.method == "semi_supervised" and d.single_source_fraction <= 0:
+        raise ConfigError("config field 'data.single_source_fraction' must be > 0 for train.method "
+                          "'semi_supervised'")
+
+
+# Per-profile values. `paper` follows the paper (Section 4, Appendices C-E); `quick` and `smoke` keep the same code
+# path at sizes a 2-core CPU can train. The quick sizes are tuned in the training issue; see README "Profiles".
+_PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
+    "paper": {
+        "data.clips_per_class": 1000,
+        "data.train_items_per_epoch": 16000,
+        "data.val_mixtures": 500,
+        "model.base_channels": 32,
+        "embedding.backend": "laion_clap",
+        "train.epochs": 50,
+        "train.batch_size": 32,
+    },
+    "quick": {
+        "data.clips_per_class": 40,
+        "data.segment_samples": 32767,
+        "data.train_items_per_epoch": 512,
+        "data.val_mixtures": 64,
+        "model.n_fft": 510,
+        "model.levels": 5,
+        "model.modulator_levels": 2,
+        "model.base_channels": 16,
+        "model.max_channels": 128,
+        "model.heads": 4,
+        "model.head_dim": 32,
+        "model.mlp_dim": 256,
+        "train.epochs": 12,
+        "train.batch_size": 16,
+        "train.lr_step_epochs": 8,
+    },
+    "smoke": {
+        "data.clips_per_class": 6,
+        "data.clip_samples": 16383,
+        "data.segment_samples": 8191,
+        "data.train_items_per_epoch": 8,
+        "data.val_mixtures": 4,
+        "data.test_mixtures": 6,
+        "model.n_fft": 254,
+        "model.levels": 3,
+        "model.modulator_levels": 1,
+        "model.base_channels": 4,
+        "model.max_channels": 16,
+        "model.heads": 2,
+        "model.head_dim": 8,
+        "model.mlp_dim": 32,
+        "train.epochs": 2,
+        "train.batch_size": 4,
+        "train.lr_step_epochs": 1,
+    },
+}
+
+
+def get_config(profile: str = "quick", overrides: dict[str, Any] | None = None) -> Config:
+    """The config of a profile with optional dotted overrides applied."""
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    cfg = Config(profile=profile).override(_PROFILE_OVERRIDES[profile])
+    return cfg.override(overrides)
