@@ -32,6 +32,7 @@ class DataConfig:
     k_sources: int = 2  # K: single sources per training mixture (1 = single-source / supervised data)
     n_mix: int = 2  # N: mixtures per mixture-of-mixtures
     single_source_fraction: float = 0.0  # semi-supervised: fraction of training clips usable as single sources
+    train_subset: str = "all"  # all | single | mixture: the partition a supervised/unsupervised run trains on (Table 14)
     train_items_per_epoch: int = 512  # training MoMs drawn per epoch
     val_mixtures: int = 64  # validation 2-source mixtures used for model selection
     test_mixtures: int = 0  # 0 = the whole shipped test composition
@@ -206,6 +207,11 @@ def validate(cfg: Config) -> None:
         raise ConfigError("config field 'train.loss_domain' must be 'magnitude' or 'waveform'")
     if cfg.embedding.backend not in ("surrogate", "laion_clap"):
         raise ConfigError(f"config field 'embedding.backend': unknown backend {cfg.embedding.backend!r}")
+    if d.train_subset not in ("all", "single", "mixture"):
+        raise ConfigError("config field 'data.train_subset' must be 'all', 'single' or 'mixture'")
+    if d.train_subset != "all" and d.single_source_fraction <= 0:
+        raise ConfigError("config field 'data.single_source_fraction' must be > 0 when data.train_subset is "
+                          f"{d.train_subset!r}")
     if t.method == "semi_supervised" and d.single_source_fraction <= 0:
         raise ConfigError("config field 'data.single_source_fraction' must be > 0 for train.method "
                           "'semi_supervised'")
