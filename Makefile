@@ -51,7 +51,8 @@ data: setup
 # nbval then re-runs those executed copies (their injected parameters keep them in the smoke profile).
 test: setup
 	$(PY) -m pytest -q tests -p no:cacheprovider
-	$(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider outputs/notebooks-smoke
+	BIMODAL_RESULTS=outputs/results-smoke BIMODAL_FIGURES=outputs/figures-smoke \
+	  $(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider outputs/notebooks-smoke
 
 test-fast: setup
 	$(PY) -m pytest -q tests -m "not slow" -p no:cacheprovider

@@ -393,3 +393,33 @@ def reproduce_cli(argv: list[str]) -> int:
     failed = int((report["status"] != "ok").sum())
     print(f"{len(report) - failed} passed, {failed} failed")
     return 1 if failed else 0
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Helpers the notebooks call (kept here so that tests reach them)
+
+def config_of(profile: str, overrides: dict, seed: int = 0):
+    return get_config(profile, {**overrides, "train.seed": seed})
+
+
+def ensure_run(profile: str, overrides: dict, seed: int = 0, progress: bool = True) -> Path:
+    """Train the run if it is not cached yet; return its folder."""
+    from bimodal.train import run_dir_for, train_run
+
+    cfg = config_of(profile, overrides, seed)
+    train_run(cfg, progress=progress)
+    return run_dir_for(cfg)
+
+
+def load_model(profile: str, overrides: dict, seed: int = 0, progress: bool = True):
+    """(separator chosen on validation, its config, the embedding) of a run, training it first if needed."""
+    from bimodal.embedding import load_embedding
+    from bimodal.model import Separator
+
+    run_dir = ensure_run(profile, overrides, seed, progress)
+    cfg = config_of(profile, overrides, seed)
+    return Separator.from_pretrained(run_dir / "best.pt").eval(), cfg, load_embedding(cfg.embedding)
+
+
+MODELS = {"mix-and-separate": _run("mix_and_separate", 2), "proposed": _run("proposed", 2),
+          "supervised": _run("supervised")}
