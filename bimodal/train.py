@@ -76,8 +76,15 @@ class Batch:
         return self.sources.sum((1, 2))
 
 
-def _as_batch(raw: dict) -> Batch:
-    return Batch(raw["sources"].float(), raw["mixture_prompts"], raw["source_prompts"])
+def _as_batch(raw: dict, device: torch.device | str = "cpu") -> Batch:
+    return Batch(raw["sources"].float().to(device), raw["mixture_prompts"], raw["source_prompts"])
+
+
+def pick_device() -> torch.device:
+    """cuda:<LOCAL_RANK> when a GPU is there (torchrun sets LOCAL_RANK), else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
 
 
 class Objective:
@@ -244,6 +251,7 @@ def evaluate(separator, embedding, cfg: Config, name: str = "val2", *, limit: in
     from bimodal.metrics import evaluate_mixture, summarize
 
     core = separator.module if hasattr(separator, "module") else separator
+    device = next(core.parameters()).device
     was_training = core.training
     core.eval()
     ds = EvalMixtureDataset(cfg.data, name)
@@ -255,7 +263,7 @@ def evaluate(separator, embedding, cfg: Config, name: str = "val2", *, limit: in
         mixture = sources.sum(1)
         _, tokens, mask = embedding.embed_text([p for it in items for p in it["source_prompts"]])
         b, S = sources.shape[:2]
-        out = core(mixture, tokens.reshape(b, S, *tokens.shape[1:]), mask.reshape(b, S, -1))
+        out = core(mixture.to(device), tokens.reshape(b, S, *tokens.shape[1:]), mask.reshape(b, S, -1))
         est = out["wave"].double().cpu().numpy()
         for j, it in enumerate(items):
             res = evaluate_mixture(sources[j].double().numpy(), est[j], mixture[j].double().numpy())
@@ -296,8 +304,9 @@ def train_run(cfg: Config, run_dir: str | Path | None = None, *, resume: bool = 
 
     seed_everything(t.seed)
     manifest = load_manifest(cfg.data)
-    embedding = load_embedding(cfg.embedding)
-    separator = build_separator(cfg, embedding)
+    device = pick_device()
+    embedding = load_embedding(cfg.embedding).to(device)
+    separator = build_separator(cfg, embedding).to(device)
     optimizer = torch.optim.Adam(separator.parameters(), lr=t.lr, betas=(0.9, 0.999), eps=1e-8,
                                  weight_decay=t.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=t.lr_step_epochs, gamma=t.lr_gamma)
@@ -305,7 +314,7 @@ def train_run(cfg: Config, run_dir: str | Path | None = None, *, resume: bool = 
     start_epoch, best = 0, {"epoch": -1, "sdr": -float("inf")}
     last_path = run_dir / "last.pt"
     if resume and last_path.exists():
-        state = torch.load(last_path, map_location="cpu", weights_only=False)  # our own file: includes RNG state
+        state = torch.load(last_path, map_location=device, weights_only=False)  # our own file: includes RNG state
         separator.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -314,7 +323,10 @@ def train_run(cfg: Config, run_dir: str | Path | None = None, *, resume: bool = 
 
     model = separator
     if world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(separator)
+        if device.type == "cuda":  # SyncBatchNorm needs a GPU; on the CPU each process keeps its own BN statistics
+            separator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(separator)
+        model = torch.nn.parallel.DistributedDataParallel(separator, device_ids=[device] if device.type == "cuda"
+                                                          else None)
     objective = Objective(cfg, model, embedding)
     main_ds, single_ds = _datasets(cfg, manifest, rank, world)
     epochs = t.epochs if max_epochs is None else min(t.epochs, max_epochs)
@@ -337,8 +349,8 @@ def train_run(cfg: Config, run_dir: str | Path | None = None, *, resume: bool = 
         bar = tqdm(zip(*loaders), total=len(loaders[0]), desc=f"{run_dir.name} epoch {epoch + 1}/{t.epochs}",
                    disable=not progress or rank != 0, leave=False)
         for step, raws in enumerate(bar):
-            batch = _as_batch(raws[0])
-            single = _as_batch(raws[1]) if len(raws) > 1 else None
+            batch = _as_batch(raws[0], device)
+            single = _as_batch(raws[1], device) if len(raws) > 1 else None
             loss, logged = objective(batch, single)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -381,7 +393,7 @@ def finish_run(cfg: Config, run_dir: Path, embedding, *, test_sets=("test2",), b
     best_path = run_dir / "best.pt"
     if not best_path.exists():  # no finite validation SDR ever: keep the last weights, say so
         raise RuntimeError(f"{run_dir}: no validation epoch produced a finite SDR; nothing to test")
-    separator = Separator.from_pretrained(best_path)
+    separator = Separator.from_pretrained(best_path).to(next(embedding.parameters(), torch.zeros(0)).device)
     summary = {"finished": True, "run_dir": str(run_dir), "config_hash": cfg.hash(), "profile": cfg.profile,
                "method": cfg.train.method, "seed": cfg.train.seed, "best_epoch": best["epoch"],
                "best_val_sdr": best["sdr"]}

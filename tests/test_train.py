@@ -1,0 +1,194 @@
+"""The training engine on the smoke profile: the loss falls, SIGKILL + restart ends where an uninterrupted run
+ends, 2 gloo processes match one process on the combined batch, cached runs are not retrained."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from bimodal.config import get_config
+from bimodal.utils import REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    old = {k: os.environ.get(k) for k in ("BIMODAL_DATA", "BIMODAL_RUNS")}
+    os.environ["BIMODAL_DATA"] = str(root / "data")
+    os.environ["BIMODAL_RUNS"] = str(root / "runs")
+    yield root
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def _cfg(**over):
+    base = {"train.num_threads": 1}
+    base.update({k.replace("__", "."): v for k, v in over.items()})
+    return get_config("smoke", base)
+
+
+def _fixed_batch(cfg, manifest, n=4):
+    from bimodal.data import MixtureDataset, collate_mixtures
+    from bimodal.train import _as_batch
+
+    ds = MixtureDataset(cfg.data, manifest, "train", seed=0, items=n)
+    ds.set_epoch(0)
+    return _as_batch(collate_mixtures([ds[i] for i in range(n)]))
+
+
+@pytest.mark.parametrize("method, over", [("proposed", {}), ("mix_and_separate", {}),
+                                          ("proposed", {"train__single_source_input": "mom",
+                                                        "train__loss_domain": "waveform"})])
+def test_loss_falls_on_a_fixed_batch(env, method, over):
+    from bimodal.data import load_manifest
+    from bimodal.embedding import load_embedding
+    from bimodal.train import Objective, build_separator
+
+    cfg = _cfg(train__method=method, **over)
+    torch.manual_seed(0)
+    emb = load_embedding(cfg.embedding)
+    sep = build_separator(cfg, emb)
+    batch = _fixed_batch(cfg, load_manifest(cfg.data))
+    objective = Objective(cfg, sep, emb)
+    opt = torch.optim.Adam(sep.parameters(), lr=3e-3)
+    totals = []
+    for _ in range(25):
+        loss, logged = objective(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        totals.append(logged["total"])
+    expected = {"proposed": {"url", "cnt", "crl", "total"}, "mix_and_separate": {"url", "total"}}[method]
+    assert set(logged) == expected
+    assert sum(totals[-3:]) / 3 < 0.8 * sum(totals[:3]) / 3, totals
+
+
+def test_semi_supervised_adds_the_supervised_term(env):
+    from bimodal.data import load_manifest
+    from bimodal.embedding import load_embedding
+    from bimodal.train import Objective, build_separator
+
+    cfg = _cfg(train__method="semi_supervised", data__single_source_fraction=0.25)
+    emb = load_embedding(cfg.embedding)
+    sep = build_separator(cfg, emb)
+    manifest = load_manifest(cfg.data)
+    loss, logged = Objective(cfg, sep, emb)(_fixed_batch(cfg, manifest), _fixed_batch(cfg, manifest))
+    t = cfg.train
+    assert {"sup_url", "twl", "url", "cnt", "crl"} <= set(logged)
+    assert logged["total"] == pytest.approx(t.lambda_s * logged["sup_url"] + t.lambda_u * logged["twl"], rel=1e-5)
+    assert logged["twl"] == pytest.approx(t.alpha * logged["cnt"] + t.beta * logged["crl"] + t.gamma * logged["url"],
+                                          rel=1e-5)
+
+
+def _train_cmd(run_dir, epochs=3):
+    return [sys.executable, "-m", "bimodal", "train", "--profile", "smoke", "--run-dir", str(run_dir),
+            "--set", f"train.epochs={epochs}", "--set", "train.num_threads=1"]
+
+
+@pytest.mark.slow
+def test_sigkill_then_restart_matches_an_uninterrupted_run(env):
+    clean, killed = env / "clean", env / "killed"
+    subprocess.run(_train_cmd(clean), check=True, env=os.environ.copy(), capture_output=True, timeout=600)
+    proc = subprocess.Popen(_train_cmd(killed), env=os.environ.copy(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline:  # kill it as soon as the first epoch's checkpoint is on disk
+        epochs = killed / "epochs.csv"
+        if epochs.exists() and len(pd.read_csv(epochs)) >= 1 and (killed / "last.pt").exists():
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "summary.json").exists(), "the run finished before it could be killed"
+    subprocess.run(_train_cmd(killed), check=True, env=os.environ.copy(), capture_output=True, timeout=600)
+    a = json.loads((clean / "summary.json").read_text())
+    b = json.loads((killed / "summary.json").read_text())
+    assert a["test2"] == b["test2"] and a["best_epoch"] == b["best_epoch"]
+    sa = torch.load(clean / "best.pt", weights_only=True)["state_dict"]
+    sb = torch.load(killed / "best.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert len(pd.read_csv(killed / "epochs.csv")) == 3  # the interrupted epoch is not logged twice
+
+
+def test_finished_run_is_cached(env):
+    from bimodal.train import train_run
+
+    cfg = _cfg(train__epochs=1, train__method="mix_and_separate")
+    first = train_run(cfg, progress=False)
+    mtime = (Path(first["run_dir"]) / "summary.json").stat().st_mtime_ns
+    again = train_run(cfg, progress=False)
+    assert again == first and (Path(first["run_dir"]) / "summary.json").stat().st_mtime_ns == mtime
+    assert {"sdr_mean", "sir_mean", "sar_mean"} <= set(first["test2"])
+
+
+def _ddp_worker(rank, world, init_file, cfg_dict, out_dir):
+    import torch.distributed as dist
+
+    from bimodal.config import from_dict
+    from bimodal.data import load_manifest
+    from bimodal.embedding import load_embedding
+    from bimodal.train import Objective, build_separator, init_distributed
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    cfg = from_dict(cfg_dict)
+    torch.manual_seed(0)
+    emb = load_embedding(cfg.embedding)
+    sep = build_separator(cfg, emb)
+    _freeze_batchnorm(sep)
+    model = torch.nn.parallel.DistributedDataParallel(sep)
+    batch = _fixed_batch(cfg, load_manifest(cfg.data), n=4)
+    local = type(batch)(batch.sources[rank * 2:(rank + 1) * 2], batch.mixture_prompts[rank * 2:(rank + 1) * 2],
+                        batch.source_prompts[rank * 2:(rank + 1) * 2])
+    opt = torch.optim.SGD(sep.parameters(), lr=0.1)
+    loss, _ = Objective(cfg, model, emb)(local)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    if rank == 0:
+        torch.save(sep.state_dict(), Path(out_dir) / "ddp.pt")
+    dist.destroy_process_group()
+
+
+def _freeze_batchnorm(module):
+    # BatchNorm statistics are per process under DDP on the CPU (SyncBatchNorm needs a GPU; train_run converts to
+    # it on GPUs). Using running statistics on both sides isolates what DDP must guarantee: averaged gradients and
+    # contrastive negatives gathered across processes.
+    for m in module.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_match_one_process_on_the_combined_batch(env, tmp_path):
+    import torch.multiprocessing as mp
+
+    from bimodal.data import load_manifest
+    from bimodal.embedding import load_embedding
+    from bimodal.train import Objective, build_separator
+
+    cfg = _cfg(train__gather_negatives=True)
+    load_manifest(cfg.data)  # build the data once, before the workers start
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), cfg.to_dict(), str(tmp_path)), nprocs=2, join=True)
+    torch.manual_seed(0)
+    emb = load_embedding(cfg.embedding)
+    sep = build_separator(cfg, emb)
+    _freeze_batchnorm(sep)
+    opt = torch.optim.SGD(sep.parameters(), lr=0.1)
+    loss, _ = Objective(cfg, sep, emb)(_fixed_batch(cfg, load_manifest(cfg.data), n=4))
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    ddp = torch.load(tmp_path / "ddp.pt", weights_only=True)
+    single = sep.state_dict()
+    worst = max((ddp[k].float() - single[k].float()).abs().max().item() for k in single)
+    assert worst < 1e-5, worst
