@@ -13,6 +13,7 @@ COMMANDS = {
     "train": ("bimodal.train", "cli", "train one run (cached by config hash, resumes by default)"),
     "reproduce": ("bimodal.experiments", "reproduce_cli", "run the notebooks with papermill and render tables"),
     "tables": ("bimodal.experiments", "tables_cli", "train what a table needs and write results/<table>.csv"),
+    "readme": ("bimodal.experiments", "readme_cli", "write measured timings and results/ tables into README.md"),
 }
 
 

@@ -423,3 +423,63 @@ def load_model(profile: str, overrides: dict, seed: int = 0, progress: bool = Tr
 
 MODELS = {"mix-and-separate": _run("mix_and_separate", 2), "proposed": _run("proposed", 2),
           "supervised": _run("supervised")}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# README sections written from results (never typed by hand)
+
+def _replace_between(text: str, tag: str, body: str) -> str:
+    start, end = f"<!-- {tag}:start -->", f"<!-- {tag}:end -->"
+    i, j = text.index(start) + len(start), text.index(end)
+    return text[:i] + "\n" + body.rstrip() + "\n" + text[j:]
+
+
+def readme_sections() -> dict[str, str]:
+    """The timings and results sections, built from results/timings.csv and results/<table>.md."""
+    res = results_root()
+    timings = ["| what | command | seconds | measured on |", "|---|---|---|---|"]
+    if (res / "timings.csv").exists():
+        for r in pd.read_csv(res / "timings.csv").itertuples():
+            timings.append(f"| {r.what} | `{r.command}` | {r.seconds:.0f} | {r.machine} |")
+    else:
+        timings = ["No timings measured yet (`results/timings.csv`)."]
+    results = []
+    for name in ("three_way", "table1", "figure1", "table8", "table2", "table14", "embedding_zeroshot"):
+        path = res / f"{name}.md"
+        if path.exists():
+            results += [path.read_text().strip(), ""]
+    return {"timings": "\n".join(timings), "results": "\n".join(results) or "No results yet."}
+
+
+def update_readme(path: str | Path = REPO_ROOT / "README.md") -> None:
+    path = Path(path)
+    text = path.read_text()
+    for tag, body in readme_sections().items():
+        text = _replace_between(text, tag, body)
+    path.write_text(text)
+
+
+def record_timing(what: str, command: str, seconds: float) -> None:
+    """Append (or replace) a measured wall-clock time in results/timings.csv."""
+    import platform
+    import os as _os
+
+    path = results_root() / "timings.csv"
+    row = {"what": what, "command": command, "seconds": round(seconds, 1),
+           "machine": f"{_os.cpu_count()}-core {platform.machine()} CPU", "date": time.strftime("%Y-%m-%d")}
+    df = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=list(row))
+    df = pd.concat([df[df["what"] != what], pd.DataFrame([row])], ignore_index=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(path, index=False)
+
+
+def readme_cli(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="bimodal readme", description="write measured timings and results into "
+                                                                   "README.md")
+    p.add_argument("--time", nargs=3, metavar=("WHAT", "COMMAND", "SECONDS"),
+                   help="record a measured wall-clock time first")
+    args = p.parse_args(argv)
+    if args.time:
+        record_timing(args.time[0], args.time[1], float(args.time[2]))
+    update_readme()
+    return 0
