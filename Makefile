@@ -39,9 +39,11 @@ system-deps:
 venv: $(STAMP)
 
 $(STAMP): requirements.lock pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
-	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@start=$$(date +%s); \
+	test -x $(PY) || $(PYTHON) -m venv $(VENV); \
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock && \
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . && \
+	$(PY) -m bimodal readme --time "venv setup (pip install -r requirements.lock)" "make setup" $$(( $$(date +%s) - start ))
 	@touch $@
 
 data: setup
@@ -50,15 +52,20 @@ data: setup
 # tests/test_notebooks.py executes every notebook with papermill in the smoke profile into outputs/notebooks-smoke;
 # nbval then re-runs those executed copies (their injected parameters keep them in the smoke profile).
 test: setup
-	$(PY) -m pytest -q tests -p no:cacheprovider
+	@start=$$(date +%s); \
+	$(PY) -m pytest -q tests -p no:cacheprovider && \
 	BIMODAL_RESULTS=outputs/results-smoke BIMODAL_FIGURES=outputs/figures-smoke \
-	  $(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider outputs/notebooks-smoke
+	  $(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider outputs/notebooks-smoke && \
+	$(PY) -m bimodal readme --time "test suite + notebooks (after setup)" "make test" $$(( $$(date +%s) - start ))
 
 test-fast: setup
 	$(PY) -m pytest -q tests -m "not slow" -p no:cacheprovider
 
 reproduce: setup
-	$(PY) -m bimodal reproduce --profile $(PROFILE) -j $(JOBS)
+	@start=$$(date +%s); \
+	$(PY) -m bimodal reproduce --profile $(PROFILE) -j $(JOBS); status=$$?; \
+	$(PY) -m bimodal readme --time "notebook batch, $(PROFILE) profile (after setup)" "make reproduce" \
+	  $$(( $$(date +%s) - start )); exit $$status
 
 benchmarks: setup
 	$(PY) benchmarks/unet.py && $(PY) benchmarks/sdr.py && $(PY) benchmarks/embedding.py
