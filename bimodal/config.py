@@ -28,7 +28,8 @@ class DataConfig:
     sample_rate: int = 11025  # Hz, the paper's rate (Appendix E.2)
     clip_samples: int = 65535  # stored clip length, ≈6 s as in the paper
     segment_samples: int = 65535  # length the separator trains and is tested on (≤ clip_samples)
-    clips_per_class: int = 40  # SynthMUSIC-21 clips rendered per class (all splits together)
+    clips_per_class: int = 60  # SynthMUSIC-21 clips rendered per class (all splits together: 70/10/20 train/val/test)
+    embedding_clips_per_label: int = 24  # clips per label of the disjoint joint-embedding corpus (TimGM6mb)
     k_sources: int = 2  # K: single sources per training mixture (1 = single-source / supervised data)
     n_mix: int = 2  # N: mixtures per mixture-of-mixtures
     single_source_fraction: float = 0.0  # semi-supervised: fraction of training clips usable as single sources
@@ -36,16 +37,17 @@ class DataConfig:
     train_items_per_epoch: int = 512  # training MoMs drawn per epoch
     val_mixtures: int = 64  # validation 2-source mixtures used for model selection
     test_mixtures: int = 0  # 0 = the whole shipped test composition
+    eval_passes: int = 1  # shipped val/test compositions: each val/test clip anchors this many mixtures
     seed: int = 0  # rendering seed of the embedded dataset
 
 
 @dataclass
 class ModelConfig:
-    n_fft: int = 1022  # 512 frequency bins survive 7 halvings; the paper's 1024 (513 bins) does not (see README)
+    n_fft: int = 1022  # 512 frequency bins survive 7 halvings; the paper's 1024 (513 bins) does not (bimodal.model)
     hop: int = 256
     levels: int = 7  # encoder/decoder levels of the U-Net
     modulator_levels: int = 3  # the deepest levels whose skips carry attention (the Modulator)
-    base_channels: int = 32  # channels after the first down-sampler, doubled per level up to max_channels
+    base_channels: int = 64  # channels after the first down-sampler, doubled per level up to max_channels
     max_channels: int = 512
     res_blocks: int = 1  # ResBlocks per level (0 disables, 2 = "Res×2")
     sa_blocks: int = 1  # self-attention blocks per Modulator skip
@@ -53,6 +55,10 @@ class ModelConfig:
     heads: int = 8
     head_dim: int = 64
     mlp_dim: int = 1024
+    out_channels: int = 32  # U-Net output maps combined by the prompt gate into the mask (SoP synthesizer)
+    ca_key_padding_mask: bool = True  # False = padded tokens take part in cross-attention (the authors' code)
+    attn_on_down_path: bool = False  # True = modulated features also feed deeper levels (the authors' code)
+    upsample_first: bool = True  # decoder: bilinear ×2 then conv (authors); False = conv then ×2 (4× cheaper)
     cond_dim: int = 0  # 0 = follow the embedding backend (768 LAION-CLAP, 384 surrogate)
 
 
@@ -62,6 +68,15 @@ class EmbeddingConfig:
     checkpoint: str = ""  # laion_clap: local .pt path; surrogate: "" = the weights shipped in the package
     tokenizer: str = ""  # laion_clap: local roberta-base tokenizer folder
     audio_model: str = "HTSAT-base"  # laion_clap audio branch of the checkpoint
+    # surrogate training (bimodal.embedding_train); the architecture itself is stored in the checkpoint
+    embed_dim: int = 256  # surrogate joint-space width (LAION-CLAP: 512, fixed by its checkpoint)
+    steps: int = 400  # optimiser steps (batch_size clips each)
+    batch_size: int = 64
+    lr: float = 2e-3  # AdamW, cosine decay to 0
+    crop_min: float = 1.0  # s, shortest random training crop (the separator feeds 3 s in quick, 6 s in paper)
+    mix_prob: float = 0.2  # share of training items that are 2-source mixtures (target: both classes)
+    leak_prob: float = 0.15  # share with a faint second source at -25..-12 dB (target: the main class)
+    seed: int = 0
 
 
 @dataclass
@@ -76,6 +91,8 @@ class TrainConfig:
     single_source_input: str = "component"  # component (Algorithm 1, eq. 5) | mom (the authors' code)
     loss_domain: str = "magnitude"  # magnitude (weighted ℓ1 on |STFT|, as the authors' code) | waveform (ℓ1)
     gather_negatives: bool = True  # DDP: gather contrastive negatives across processes (the authors' code does not)
+    cnt_same_prompt_negatives: bool = False  # True = the same prompt elsewhere in the batch is a negative (eq. 3
+    # read literally, and the authors' code); False = such duplicates are left out of each other's candidate sets
     epochs: int = 50
     batch_size: int = 32
     lr: float = 1e-3
@@ -182,8 +199,24 @@ def validate(cfg: Config) -> None:
     if d.n_mix < 1 or d.n_mix * d.k_sources > 21:
         raise ConfigError(f"config field 'data.n_mix' ({d.n_mix}) × k_sources ({d.k_sources}) needs that many "
                           f"distinct classes (at most 21)")
+    if d.clips_per_class < 3:
+        raise ConfigError(f"config field 'data.clips_per_class' must be >= 3 (train, val and test need a clip "
+                          f"each), got {d.clips_per_class}")
+    if d.embedding_clips_per_label < 1 or d.eval_passes < 1:
+        raise ConfigError("config fields 'data.embedding_clips_per_label' and 'data.eval_passes' must be >= 1")
+    if d.sample_rate <= 0 or d.clip_samples <= 0:
+        raise ConfigError("config fields 'data.sample_rate' and 'data.clip_samples' must be positive")
     if not 0.0 <= d.single_source_fraction < 1.0:
         raise ConfigError("config field 'data.single_source_fraction' must be in [0, 1)")
+    for name in ("levels", "hop", "base_channels", "max_channels", "heads", "head_dim", "mlp_dim", "out_channels"):
+        if getattr(m, name) < 1:
+            raise ConfigError(f"config field 'model.{name}' must be ≥ 1, got {getattr(m, name)}")
+    for name in ("res_blocks", "sa_blocks", "ca_blocks", "cond_dim"):
+        if getattr(m, name) < 0:
+            raise ConfigError(f"config field 'model.{name}' must be ≥ 0, got {getattr(m, name)}")
+    if m.hop > m.n_fft:
+        raise ConfigError(f"config field 'model.hop' ({m.hop}) exceeds 'model.n_fft' ({m.n_fft}): the STFT could "
+                          f"not be inverted")
     bins = m.n_fft // 2 + 1
     if bins % (2 ** m.levels):
         raise ConfigError(f"config field 'model.n_fft': {m.n_fft} gives {bins} frequency bins, which "
@@ -207,6 +240,14 @@ def validate(cfg: Config) -> None:
         raise ConfigError("config field 'train.loss_domain' must be 'magnitude' or 'waveform'")
     if cfg.embedding.backend not in ("surrogate", "laion_clap"):
         raise ConfigError(f"config field 'embedding.backend': unknown backend {cfg.embedding.backend!r}")
+    e = cfg.embedding
+    for name in ("embed_dim", "steps", "batch_size"):
+        if getattr(e, name) < 1:
+            raise ConfigError(f"config field 'embedding.{name}' must be ≥ 1, got {getattr(e, name)}")
+    if not (e.mix_prob >= 0 and e.leak_prob >= 0 and e.mix_prob + e.leak_prob <= 1):
+        raise ConfigError("config fields 'embedding.mix_prob' and 'embedding.leak_prob' must be ≥ 0 and sum to ≤ 1")
+    if e.crop_min <= 0 or e.lr <= 0:
+        raise ConfigError("config fields 'embedding.crop_min' and 'embedding.lr' must be > 0")
     if d.train_subset not in ("all", "single", "mixture"):
         raise ConfigError("config field 'data.train_subset' must be 'all', 'single' or 'mixture'")
     if d.train_subset != "all" and d.single_source_fraction <= 0:
@@ -222,15 +263,17 @@ def validate(cfg: Config) -> None:
 _PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
     "paper": {
         "data.clips_per_class": 1000,
+        "data.embedding_clips_per_label": 200,
         "data.train_items_per_epoch": 16000,
         "data.val_mixtures": 500,
-        "model.base_channels": 32,
+        "model.base_channels": 64,
         "embedding.backend": "laion_clap",
         "train.epochs": 50,
         "train.batch_size": 32,
     },
     "quick": {
-        "data.clips_per_class": 40,
+        "data.clips_per_class": 60,
+        "data.embedding_clips_per_label": 24,
         "data.segment_samples": 32767,
         "data.train_items_per_epoch": 512,
         "data.val_mixtures": 64,
@@ -248,12 +291,13 @@ _PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
     },
     "smoke": {
         "data.clips_per_class": 6,
+        "data.embedding_clips_per_label": 2,
         "data.clip_samples": 16383,
         "data.segment_samples": 8191,
         "data.train_items_per_epoch": 8,
         "data.val_mixtures": 4,
         "data.test_mixtures": 6,
-        "model.n_fft": 254,
+        "model.n_fft": 510,
         "model.levels": 3,
         "model.modulator_levels": 1,
         "model.base_channels": 4,
@@ -264,6 +308,8 @@ _PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
         "train.epochs": 2,
         "train.batch_size": 4,
         "train.lr_step_epochs": 1,
+        "embedding.steps": 3,
+        "embedding.batch_size": 8,
     },
 }
 

@@ -107,6 +107,12 @@ class Objective:
     def _pooled(self, prompts: list[str]) -> torch.Tensor:
         return self.embedding.embed_text(prompts)[0]
 
+    def _prompt_id(self, prompt: str) -> int:
+        # ids must agree across DDP ranks: derive them from the text itself (stable across processes)
+        import zlib
+
+        return zlib.crc32(prompt.encode()) & 0x7FFFFFFF
+
     def _stft_mag(self, wave: torch.Tensor) -> torch.Tensor:
         return self._core.stft(wave).abs()
 
@@ -145,16 +151,18 @@ class Objective:
                 result["crl"] = L.crl_loss(mags, comp_mag.reshape(B, N, *comp_mag.shape[1:]), weight=weight)
         if "cnt" in self.terms:
             audio = self.embedding.embed_audio(out["wave"].reshape(B * N * K, T), self.sample_rate)
-            text = self._pooled([p for row in rows for p in row])
+            flat_prompts = [p for row in rows for p in row]
             audio = audio.reshape(B, N, K, -1)
-            text = text.reshape(B, N, K, -1)
+            text = self._pooled(flat_prompts).reshape(B, N, K, -1)
+            ids = None
+            if not self.cfg.train.cnt_same_prompt_negatives:  # the same prompt text -> the same id
+                ids = torch.tensor([self._prompt_id(p) for p in flat_prompts], device=audio.device).reshape(B, N, K)
             if self.cfg.train.gather_negatives and _dist_info()[1] > 1:
+                # every rank computes the same global loss; gather_with_grad sums the ranks' gradients of the local
+                # slice, and DDP's averaging then yields the gradient of the global-batch loss
                 audio, text = L.gather_with_grad(audio), L.gather_with_grad(text)
-                # the gathered loss is a mean over all ranks' MoMs; DDP averages gradients over ranks, so scale by
-                # the world size to keep the gradient of the global-batch mean
-                result["cnt"] = L.cnt_loss(audio, text, self.embedding.logit_scale) * _dist_info()[1]
-            else:
-                result["cnt"] = L.cnt_loss(audio, text, self.embedding.logit_scale)
+                ids = L.gather_with_grad(ids) if ids is not None else None
+            result["cnt"] = L.cnt_loss(audio, text, self.embedding.logit_scale, text_ids=ids)
         return result
 
     def __call__(self, batch: Batch, single: Batch | None = None) -> tuple[torch.Tensor, dict[str, float]]:
@@ -273,7 +281,9 @@ def evaluate(separator, embedding, cfg: Config, name: str = "val2", *, limit: in
             res = {"mixture_id": it["mixture_id"], "classes": "+".join(it["classes"]), **res}
             rows.append(res)
     core.train(was_training)
-    table = pd.DataFrame(rows)
+    from bimodal.metrics import METRICS
+
+    table = pd.DataFrame(rows, columns=["mixture_id", "classes", *METRICS] if not rows else None)
     return table, summarize(table, skipped)
 
 
@@ -367,9 +377,9 @@ def train_run(cfg: Config, run_dir: str | Path | None = None, *, resume: bool = 
             epoch_row[f"train_{col}"] = steps[col].mean()
         if rank == 0 and ((epoch + 1) % t.eval_every == 0 or epoch + 1 == t.epochs):
             _, val = evaluate(separator, embedding, cfg, "val2", progress=False)
-            epoch_row.update({f"val_{k}": v for k, v in val.items()})
-            val_sdr = val.get("sdr_mean", float("nan"))
-            if np.isfinite(val_sdr) and val_sdr > best["sdr"]:
+            epoch_row.update({f"val_{m}_{stat}": v for m, stats in val.items() for stat, v in stats.items()})
+            val_sdr = val["sdr"]["mean"]
+            if val_sdr is not None and np.isfinite(val_sdr) and val_sdr > best["sdr"]:
                 best = {"epoch": epoch, "sdr": float(val_sdr)}
                 separator.save(run_dir / "best.pt", config=cfg.to_dict(), extra={"epoch": epoch, "val": val})
         if rank == 0:

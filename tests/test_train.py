@@ -127,7 +127,8 @@ def test_finished_run_is_cached(env):
     mtime = (Path(first["run_dir"]) / "summary.json").stat().st_mtime_ns
     again = train_run(cfg, progress=False)
     assert again == first and (Path(first["run_dir"]) / "summary.json").stat().st_mtime_ns == mtime
-    assert {"sdr_mean", "sir_mean", "sar_mean"} <= set(first["test2"])
+    assert {"sdr", "sir", "sar", "si_sdr", "sdri"} <= set(first["test2"])
+    assert first["test2"]["sdr"]["n"] + first["test2"]["sdr"]["n_skipped"] == 6  # smoke: data.test_mixtures
 
 
 def _ddp_worker(rank, world, init_file, cfg_dict, out_dir):
