@@ -77,6 +77,15 @@ class EmbeddingConfig:
     mix_prob: float = 0.2  # share of training items that are 2-source mixtures (target: both classes)
     leak_prob: float = 0.15  # share with a faint second source at -25..-12 dB (target: the main class)
     seed: int = 0
+    # surrogate training (bimodal.embedding_train); the architecture itself is stored in the checkpoint
+    embed_dim: int = 256  # surrogate joint-space width (LAION-CLAP: 512, fixed by its checkpoint)
+    steps: int = 400  # optimiser steps (batch_size clips each)
+    batch_size: int = 64
+    lr: float = 2e-3  # AdamW, cosine decay to 0
+    crop_min: float = 1.0  # s, shortest random training crop (the separator feeds 3 s in quick, 6 s in paper)
+    mix_prob: float = 0.2  # share of training items that are 2-source mixtures (target: both classes)
+    leak_prob: float = 0.15  # share with a faint second source at -25..-12 dB (target: the main class)
+    seed: int = 0
 
 
 @dataclass
@@ -248,6 +257,14 @@ def validate(cfg: Config) -> None:
         raise ConfigError("config fields 'embedding.mix_prob' and 'embedding.leak_prob' must be ≥ 0 and sum to ≤ 1")
     if e.crop_min <= 0 or e.lr <= 0:
         raise ConfigError("config fields 'embedding.crop_min' and 'embedding.lr' must be > 0")
+    e = cfg.embedding
+    for name in ("embed_dim", "steps", "batch_size"):
+        if getattr(e, name) < 1:
+            raise ConfigError(f"config field 'embedding.{name}' must be ≥ 1, got {getattr(e, name)}")
+    if not (e.mix_prob >= 0 and e.leak_prob >= 0 and e.mix_prob + e.leak_prob <= 1):
+        raise ConfigError("config fields 'embedding.mix_prob' and 'embedding.leak_prob' must be ≥ 0 and sum to ≤ 1")
+    if e.crop_min <= 0 or e.lr <= 0:
+        raise ConfigError("config fields 'embedding.crop_min' and 'embedding.lr' must be > 0")
     if d.train_subset not in ("all", "single", "mixture"):
         raise ConfigError("config field 'data.train_subset' must be 'all', 'single' or 'mixture'")
     if d.train_subset != "all" and d.single_source_fraction <= 0:
@@ -308,6 +325,8 @@ _PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
         "train.epochs": 2,
         "train.batch_size": 4,
         "train.lr_step_epochs": 1,
+        "embedding.steps": 3,
+        "embedding.batch_size": 8,
         "embedding.steps": 3,
         "embedding.batch_size": 8,
     },
