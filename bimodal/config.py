@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 
@@ -68,15 +69,6 @@ class EmbeddingConfig:
     checkpoint: str = ""  # laion_clap: local .pt path; surrogate: "" = the weights shipped in the package
     tokenizer: str = ""  # laion_clap: local roberta-base tokenizer folder
     audio_model: str = "HTSAT-base"  # laion_clap audio branch of the checkpoint
-    # surrogate training (bimodal.embedding_train); the architecture itself is stored in the checkpoint
-    embed_dim: int = 256  # surrogate joint-space width (LAION-CLAP: 512, fixed by its checkpoint)
-    steps: int = 400  # optimiser steps (batch_size clips each)
-    batch_size: int = 64
-    lr: float = 2e-3  # AdamW, cosine decay to 0
-    crop_min: float = 1.0  # s, shortest random training crop (the separator feeds 3 s in quick, 6 s in paper)
-    mix_prob: float = 0.2  # share of training items that are 2-source mixtures (target: both classes)
-    leak_prob: float = 0.15  # share with a faint second source at -25..-12 dB (target: the main class)
-    seed: int = 0
     # surrogate training (bimodal.embedding_train); the architecture itself is stored in the checkpoint
     embed_dim: int = 256  # surrogate joint-space width (LAION-CLAP: 512, fixed by its checkpoint)
     steps: int = 400  # optimiser steps (batch_size clips each)
@@ -195,6 +187,13 @@ def from_dict(d: dict) -> Config:
     return cfg
 
 
+def tail_window_weight(n_fft: int, hop: int) -> float:
+    """Hann weight of the worst-covered last sample of a centred STFT: the sample hop-1 past the last frame centre
+    sits at index n_fft//2 + hop - 1 of that frame and of no later frame. Near 0 = the iSTFT divides by ~0 there."""
+    j = n_fft // 2 + hop - 1
+    return 0.0 if j >= n_fft or n_fft < 2 else math.sin(math.pi * j / n_fft) ** 2
+
+
 def validate(cfg: Config) -> None:
     """Cross-field checks; raises ConfigError naming the offending field."""
     if cfg.profile not in PROFILES:
@@ -223,9 +222,10 @@ def validate(cfg: Config) -> None:
     for name in ("res_blocks", "sa_blocks", "ca_blocks", "cond_dim"):
         if getattr(m, name) < 0:
             raise ConfigError(f"config field 'model.{name}' must be ≥ 0, got {getattr(m, name)}")
-    if m.hop > m.n_fft:
-        raise ConfigError(f"config field 'model.hop' ({m.hop}) exceeds 'model.n_fft' ({m.n_fft}): the STFT could "
-                          f"not be inverted")
+    if tail_window_weight(m.n_fft, m.hop) < 0.1:
+        raise ConfigError(f"config field 'model.hop' ({m.hop}) is too large for 'model.n_fft' ({m.n_fft}): the last "
+                          f"samples of a signal would be covered only by the edge of one Hann window, and the "
+                          f"inverse STFT would amplify errors there (keep hop ≤ ~0.4·n_fft, e.g. 766/256, 1022/256)")
     bins = m.n_fft // 2 + 1
     if bins % (2 ** m.levels):
         raise ConfigError(f"config field 'model.n_fft': {m.n_fft} gives {bins} frequency bins, which "
@@ -249,14 +249,6 @@ def validate(cfg: Config) -> None:
         raise ConfigError("config field 'train.loss_domain' must be 'magnitude' or 'waveform'")
     if cfg.embedding.backend not in ("surrogate", "laion_clap"):
         raise ConfigError(f"config field 'embedding.backend': unknown backend {cfg.embedding.backend!r}")
-    e = cfg.embedding
-    for name in ("embed_dim", "steps", "batch_size"):
-        if getattr(e, name) < 1:
-            raise ConfigError(f"config field 'embedding.{name}' must be ≥ 1, got {getattr(e, name)}")
-    if not (e.mix_prob >= 0 and e.leak_prob >= 0 and e.mix_prob + e.leak_prob <= 1):
-        raise ConfigError("config fields 'embedding.mix_prob' and 'embedding.leak_prob' must be ≥ 0 and sum to ≤ 1")
-    if e.crop_min <= 0 or e.lr <= 0:
-        raise ConfigError("config fields 'embedding.crop_min' and 'embedding.lr' must be > 0")
     e = cfg.embedding
     for name in ("embed_dim", "steps", "batch_size"):
         if getattr(e, name) < 1:
@@ -294,14 +286,19 @@ _PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
         "data.segment_samples": 32767,
         "data.train_items_per_epoch": 512,
         "data.val_mixtures": 64,
-        "model.n_fft": 510,
+        # Sized by benchmarks/unet.py --candidates (results/benchmark_unet.md): the cheapest model that keeps the
+        # SA+CA conditioning; n_fft 766 since 510/256 leaves the signal's last samples at a Hann window edge.
+        "model.n_fft": 766,
         "model.levels": 5,
         "model.modulator_levels": 2,
-        "model.base_channels": 16,
-        "model.max_channels": 128,
+        "model.base_channels": 8,
+        "model.max_channels": 64,
+        "model.res_blocks": 0,
         "model.heads": 4,
-        "model.head_dim": 32,
-        "model.mlp_dim": 256,
+        "model.head_dim": 16,
+        "model.mlp_dim": 128,
+        "model.out_channels": 8,
+        "model.upsample_first": False,
         "train.epochs": 12,
         "train.batch_size": 16,
         "train.lr_step_epochs": 8,
@@ -314,7 +311,7 @@ _PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
         "data.train_items_per_epoch": 8,
         "data.val_mixtures": 4,
         "data.test_mixtures": 6,
-        "model.n_fft": 510,
+        "model.n_fft": 766,
         "model.levels": 3,
         "model.modulator_levels": 1,
         "model.base_channels": 4,
@@ -322,11 +319,11 @@ _PROFILE_OVERRIDES: dict[str, dict[str, Any]] = {
         "model.heads": 2,
         "model.head_dim": 8,
         "model.mlp_dim": 32,
+        "model.out_channels": 4,
+        "model.upsample_first": False,
         "train.epochs": 2,
         "train.batch_size": 4,
         "train.lr_step_epochs": 1,
-        "embedding.steps": 3,
-        "embedding.batch_size": 8,
         "embedding.steps": 3,
         "embedding.batch_size": 8,
     },
