@@ -6,9 +6,11 @@ Since |S|·m·e^{iφ} = m·S, the masked spectrogram is computed as ``mask * spe
 
 STFT. Hann window, hop 256, centred. ``model.n_fft`` defaults to **1022**, not the paper's 1024: 1022 gives 512
 frequency bins, which survive the 7 stride-2 halvings of the U-Net (512 → 4), whereas 1024 gives 513 bins, which do
-not. The authors' code uses 1022 for the same reason (Sound-of-Pixels convention). The masker still accepts any
-F × T: it zero-pads the magnitude up to multiples of 2^levels and crops the mask back, so inputs of any length
-work at inference; training segments are chosen so no padding is needed (config.validate checks the frames).
+not. The authors' code uses 1022 for the same reason (Sound-of-Pixels convention). The quick and smoke profiles use
+766 (384 bins): 510 would be cheaper, but with hop 256 > 510/2 the last samples of a signal fall on the edge of a
+single Hann window, where the iSTFT divides by ~1e-9 (config.tail_window_weight; validate rejects it). The masker
+accepts any F × T: it zero-pads the magnitude up to multiples of 2^levels and crops the mask back, so inputs of any
+length work at inference; training segments are chosen so no padding is needed (config.validate checks the frames).
 
 U-Net g_θ (channels c_i = min(base·2^(i-1), max_channels) at level i = 1..levels):
 
@@ -22,9 +24,11 @@ U-Net g_θ (channels c_i = min(base·2^(i-1), max_channels) at level i = 1..leve
   them "in the skip connections of every Modulator layer" (App. C.1); the authors' code instead modulates the
   down path so later encoder levels see conditioned features: ``attn_on_down_path=True`` offers that;
 - decoder level i: cat(up-sampled deeper features, skip_i) → ``res_blocks`` ResBlocks at 2·c_i channels →
-  bilinear ×2 → conv 3×3 compressing to c_{i−1} → BN → ReLU; the outermost conv gives ``out_channels`` maps
+  bilinear ×2 and a conv 3×3 compressing to c_{i−1} → BN → ReLU; the outermost conv gives ``out_channels`` maps
   with bias and no activation. The decoder ResBlock runs *before* the up-sampling (the authors' code runs it after):
-  same parameters, 4× fewer FLOPs at that block;
+  same parameters, 4× fewer FLOPs at that block. ``upsample_first`` (paper profile, the authors' order) convolves
+  after up-sampling; False (quick/smoke) convolves at the lower resolution and up-samples the result: 4× fewer
+  FLOPs in every up-conv, at the price of a mask that is bilinear between half-resolution points;
 - output: the SoP/authors' "synthesizer": mask = sigmoid(Σ_c σ(W·pool(tokens))_c · scale_c · U_c + bias), where
   pool is the masked mean of the prompt's token states (the authors use the pooled CLAP sentence embedding; the
   contract here passes token states only). It is what conditions the Table 7 variants that have no CA block.
@@ -34,6 +38,8 @@ Cross-attention uses the token mask as key padding mask (``ca_key_padding_mask``
 Prompt sharing. The encoder levels that do not depend on the prompt run once per mixture (batch B); tensors are
 expanded to B·P only where the prompt enters (the first CA block; in skip mode the whole encoder and the SA blocks
 before the first CA stay at batch B). Training queries each mixture with several prompts, so this saves work.
+
+Feature maps are kept channels-last (oneDNN convolutions and bilinear up-sampling are faster so, measured).
 
 Parameter count at the paper profile: see ``benchmarks/unet.py`` / results/benchmark_unet.md (Table 7 beside ours).
 """
@@ -328,7 +334,18 @@ class Separator(nn.Module):
         self.cond_dim = int(cond_dim)
         self.masker = UNetMasker(self.cfg, self.cond_dim)
         self.register_buffer("window", torch.hann_window(cfg.n_fft), persistent=False)
-        self.saved_config: dict | None = None
+        self.saved_config: dict | None = None  # set by from_pretrained: the stored full Config dict
+        self.saved_extra: dict | None = None
+
+    def parameter_summary(self) -> dict[str, int]:
+        """Trainable parameters per part: encoder, Modulator attention, decoder, prompt gate, and the total."""
+        m = self.masker
+        parts = {"encoder": [m.bn0, m.down, m.enc_res], "attention": [m.modulation], "decoder": [m.dec_res, m.up],
+                 "gate": [m.gate]}
+        out = {k: sum(count_parameters(x) for x in mods) for k, mods in parts.items()}
+        out["gate"] += m.gate_scale.numel() + m.gate_bias.numel()
+        out["total"] = count_parameters(self)
+        return out
 
     # -- spectral transforms ------------------------------------------------------------------------------------
     def stft(self, wave: Tensor) -> Tensor:
@@ -430,8 +447,8 @@ class Separator(nn.Module):
         from bimodal.utils import atomic_torch_save
 
         atomic_torch_save({"format": CHECKPOINT_FORMAT, "model_config": dataclasses.asdict(self.cfg),
-                           "cond_dim": self.cond_dim, "config": config, "extra": extra,
-                           "state_dict": self.state_dict()}, path)
+                           "cond_dim": self.cond_dim, "config": _plain(config, "config"),
+                           "extra": _plain(extra, "extra"), "state_dict": self.state_dict()}, path)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, map_location: str | torch.device = "cpu") -> "Separator":
@@ -467,6 +484,26 @@ class Separator(nn.Module):
         return model
 
 
+def _plain(obj, where: str):
+    """Numbers/strings/None/tensors in dicts and lists, so torch.load(weights_only=True) can read them back; numpy
+    scalars and arrays (e.g. metric summaries) are converted, paths become strings, anything else is an error."""
+    import numpy as np
+
+    if isinstance(obj, np.generic):  # first: np.float64 is also a float
+        return obj.item()
+    if obj is None or isinstance(obj, (bool, int, float, str, torch.Tensor)):
+        return obj
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {str(k): _plain(v, f"{where}.{k}") for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+    raise TypeError(f"Separator.save: {where} is a {type(obj).__name__}, which a weights-only checkpoint cannot hold")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # CLI
 
@@ -500,7 +537,7 @@ def separate_cli(argv: list[str]) -> int:
         embedding = importlib.import_module("bimodal.embedding").load_embedding(cfg.embedding)
         chunk = int(args.chunk_seconds * sr) if args.chunk_seconds > 0 else None
         out = sep.separate(wave, [args.prompt], embedding, chunk_samples=chunk)[0]  # [T]
-    except (AudioError, CheckpointError, ConfigError, ValueError) as exc:
+    except (AudioError, CheckpointError, ConfigError, ValueError, OSError) as exc:
         print(f"bimodal separate: {exc}", file=sys.stderr)
         return 1
     out = resample(out, sr, in_sr)
