@@ -483,3 +483,27 @@ def readme_cli(argv: list[str]) -> int:
         record_timing(args.time[0], args.time[1], float(args.time[2]))
     update_readme()
     return 0
+
+
+def pair_mixture(data_cfg, classes: list[str], split: str = "test"):
+    """Sources [S, T] for a chosen class combination (Figures 8–11): the first `split` clip of each class in the
+    manifest, centre segment, each scaled by 1/S as in the test sets."""
+    import numpy as np
+    import torch
+
+    from bimodal.data import CLASSES, _frames, _read_segment, load_manifest
+
+    unknown = [c for c in classes if c not in CLASSES]
+    if unknown:
+        raise ValueError(f"unknown class(es) {unknown}; SynthMUSIC-21 classes: {', '.join(CLASSES)}")
+    manifest = load_manifest(data_cfg)
+    waves = []
+    for cls in classes:
+        rows = manifest[(manifest["cls"] == cls) & (manifest["split"] == split)]
+        if rows.empty:
+            raise ValueError(f"no {split} clip of class {cls!r} in the manifest")
+        path = str(rows.iloc[0]["path"])
+        T = data_cfg.segment_samples
+        start = max(0, (_frames(path, data_cfg.sample_rate) - T) // 2)
+        waves.append(_read_segment(path, start, T, data_cfg.sample_rate))
+    return torch.from_numpy((np.stack(waves) / len(classes)).astype(np.float32))
