@@ -21,6 +21,7 @@ import re
 import sys
 import time
 import warnings
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,7 @@ def embedding_dir(cfg: DataConfig) -> Path:
     return data_root(cfg.root) / "embedding_corpus" / synth_key(cfg)
 
 
+@lru_cache(maxsize=8)
 def _melodies_by_split(corpus: str, seed: int) -> dict[str, tuple[Melody, ...]]:
     pool = melody_pool(corpus)
     if corpus == "embedding":
@@ -94,52 +96,67 @@ def _melodies_by_split(corpus: str, seed: int) -> dict[str, tuple[Melody, ...]]:
     return {k: tuple(v) for k, v in out.items()}
 
 
+def _render_one(job: tuple) -> dict:
+    """Render, save and describe one clip (module-level so worker processes can run it)."""
+    corpus, cfg, label, idx, out_dir, sf2 = job
+    torch.set_num_threads(1)
+    rel = f"clips/{slug(label)}/{slug(label)}_{idx:05d}.wav"
+    path = out_dir / rel
+    if corpus == "separation":
+        split = clip_split(idx)
+    else:
+        split = "val" if idx % EMBEDDING_VAL_EVERY == 1 else "train"
+    # the label's position in the fixed label list, not in the requested subset, so a subset build gives the same
+    # bytes
+    label_id = (CLASSES if corpus == "separation" else embedding_labels()).index(label)
+    seed_seq = [cfg.seed, 0 if corpus == "separation" else 1, label_id, idx]
+    wave, info = render_clip(label, _melodies_by_split(corpus, cfg.seed)[split], seed_seq,
+                             n_samples=cfg.clip_samples, sample_rate=cfg.sample_rate, sf2=sf2)
+    save_audio(path, wave, cfg.sample_rate)
+    row = {"path": rel, "cls" if corpus == "separation" else "label": label, "idx": idx,
+           "melody_id": info["melody_id"], "group": info["group"], "split": split, "tempo": info["tempo"],
+           "sha256": _sha256(path)}
+    if corpus == "embedding":
+        caption, variants = captions_for(label, info["tempo"], np.random.default_rng(seed_seq + [7]))
+        row.update(caption=caption, captions="|".join(variants))
+    return row
+
+
 def _build(corpus: str, cfg: DataConfig, labels: tuple[str, ...], per_label: int, out_dir: Path,
-           columns: list[str], sf2: str | None, verbose: bool) -> pd.DataFrame:
-    """Render what is missing of labels × range(per_label) into out_dir; return the manifest rows asked for."""
+           columns: list[str], sf2: str | None, verbose: bool, workers: int = 1) -> pd.DataFrame:
+    """Render what is missing of labels × range(per_label) into out_dir; return the manifest rows asked for.
+    Every clip is a pure function of its job, so `workers` > 1 processes give the same bytes."""
     manifest_path = out_dir / "manifest.csv"
-    old = pd.read_csv(manifest_path, keep_default_na=False) if manifest_path.is_file() else pd.DataFrame(columns=columns)
+    old = (pd.read_csv(manifest_path, keep_default_na=False) if manifest_path.is_file()
+           else pd.DataFrame(columns=columns))
     have = {row["path"]: row for row in old.to_dict("records")}
-    melodies = _melodies_by_split(corpus, cfg.seed)
-    corpus_tag = 0 if corpus == "separation" else 1
-    rows, new = [], 0
+    wanted = [(label, idx, f"clips/{slug(label)}/{slug(label)}_{idx:05d}.wav") for label in labels
+              for idx in range(per_label)]
+    jobs = [(corpus, cfg, label, idx, out_dir, sf2) for label, idx, rel in wanted
+            if not (rel in have and (out_dir / rel).is_file())]
     t0 = time.time()
-    label_col = "cls" if corpus == "separation" else "label"
-    for li, label in enumerate(labels):
-        for idx in range(per_label):
-            rel = f"clips/{slug(label)}/{slug(label)}_{idx:05d}.wav"
-            path = out_dir / rel
-            row = have.get(rel)
-            if row is not None and path.is_file():
-                rows.append(row)
-                continue
-            if corpus == "separation":
-                split = clip_split(idx)
-            else:
-                split = "val" if idx % EMBEDDING_VAL_EVERY == 1 else "train"
-            # the label's position in the fixed label list, not in `labels`, so a subset build gives the same bytes
-            label_id = (CLASSES if corpus == "separation" else embedding_labels()).index(label)
-            seed_seq = [cfg.seed, corpus_tag, label_id, idx]
-            wave, info = render_clip(label, melodies[split], seed_seq, n_samples=cfg.clip_samples,
-                                     sample_rate=cfg.sample_rate, sf2=sf2)
-            save_audio(path, wave, cfg.sample_rate)
-            row = {"path": rel, label_col: label, "idx": idx, "melody_id": info["melody_id"], "group": info["group"],
-                   "split": split, "tempo": info["tempo"], "sha256": _sha256(path)}
-            if corpus == "embedding":
-                caption, variants = captions_for(label, info["tempo"], np.random.default_rng(seed_seq + [7]))
-                row.update(caption=caption, captions="|".join(variants))
-            rows.append(row)
-            have[rel] = row
-            new += 1
-            if new % 100 == 0:
-                _write_csv(pd.DataFrame(list(have.values()), columns=columns), manifest_path)
-                if verbose:
-                    print(f"  {corpus}: {new} new clips, {time.time() - t0:.0f} s", flush=True)
-    if new or not manifest_path.is_file():
+
+    def done(row: dict, n: int) -> None:
+        have[row["path"]] = row
+        if n % 100 == 0:
+            _write_csv(pd.DataFrame(list(have.values()), columns=columns), manifest_path)
+            if verbose:
+                print(f"  {corpus}: {n}/{len(jobs)} new clips, {time.time() - t0:.0f} s", flush=True)
+
+    if workers > 1 and len(jobs) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers) as pool:
+            for n, row in enumerate(pool.map(_render_one, jobs, chunksize=8), 1):
+                done(row, n)
+    else:
+        for n, job in enumerate(jobs, 1):
+            done(_render_one(job), n)
+    if jobs or not manifest_path.is_file():
         _write_csv(pd.DataFrame(list(have.values()), columns=columns), manifest_path)
     if verbose:
-        print(f"{corpus}: {len(rows)} clips in {out_dir} ({new} rendered now, {time.time() - t0:.1f} s)")
-    return pd.DataFrame(rows, columns=columns)
+        print(f"{corpus}: {len(wanted)} clips in {out_dir} ({len(jobs)} rendered now, {time.time() - t0:.1f} s)")
+    return pd.DataFrame([have[rel] for _, _, rel in wanted], columns=columns)
 
 
 _SEP_COLUMNS = ["path", "cls", "idx", "melody_id", "group", "split", "tempo", "sha256"]
@@ -147,20 +164,22 @@ _EMB_COLUMNS = ["path", "label", "idx", "caption", "captions", "melody_id", "gro
 
 
 def build_synthmusic21(cfg: DataConfig, profile: str | None = None, *, verbose: bool = True,
-                       classes: tuple[str, ...] = CLASSES) -> pd.DataFrame:
+                       classes: tuple[str, ...] = CLASSES, workers: int = 1) -> pd.DataFrame:
     """Render (incrementally) cfg.clips_per_class clips of each class; returns the manifest with absolute paths.
 
-    `profile` only labels the progress output (the clips depend on cfg alone)."""
+    `profile` only labels the progress output (the clips depend on cfg alone); `workers` > 1 renders in that many
+    processes (same bytes)."""
     out_dir = synthmusic21_dir(cfg)
     if verbose:
         print(f"SynthMUSIC-21{f' ({profile})' if profile else ''}: {len(classes)} classes x {cfg.clips_per_class} "
               f"clips -> {out_dir}")
-    df = _build("separation", cfg, tuple(classes), cfg.clips_per_class, out_dir, _SEP_COLUMNS, None, verbose)
+    df = _build("separation", cfg, tuple(classes), cfg.clips_per_class, out_dir, _SEP_COLUMNS, None, verbose,
+                workers)
     return _absolute(df, out_dir)
 
 
 def build_embedding_corpus(profile: str, root: Path | str | None = None, *, verbose: bool = True,
-                           labels: tuple[str, ...] | None = None) -> pd.DataFrame:
+                           labels: tuple[str, ...] | None = None, workers: int = 1) -> pd.DataFrame:
     """The joint-embedding pretraining corpus: TimGM6mb timbres, the 21 classes + extra GM / percussion / SFX
     labels, varied captions, melodies disjoint from SynthMUSIC-21's. Columns: path (absolute), label, caption,
     captions ('|'-joined variants), melody_id, split (train|val), idx, group, tempo, sha256."""
@@ -173,7 +192,7 @@ def build_embedding_corpus(profile: str, root: Path | str | None = None, *, verb
         print(f"embedding corpus ({profile}): {len(labels)} labels x {cfg.embedding_clips_per_label} clips -> "
               f"{out_dir}")
     df = _build("embedding", cfg, labels, cfg.embedding_clips_per_label, out_dir, _EMB_COLUMNS,
-                str(timgm6mb_path()), verbose)
+                str(timgm6mb_path()), verbose, workers)
     return _absolute(df, out_dir)
 
 
@@ -341,29 +360,39 @@ def composition_path(cfg: DataConfig, name: str) -> Path:
     return COMPOSITIONS / f"{name}_cpc{cfg.clips_per_class}_p{cfg.eval_passes}_seed{cfg.seed}.csv"
 
 
-def make_composition(cfg: DataConfig, name: str) -> pd.DataFrame:
-    """The fixed, seeded evaluation mixtures `name` (val2 | test2 | test3) for SynthMUSIC-21 at cfg's size:
-    each clip of the split anchors cfg.eval_passes mixtures whose other sources are clips of distinct other
-    classes of the same split. Needs no audio: a clip's split follows from its index. Columns: mixture_id,
-    path_1..S (relative to the dataset folder), cls_1..S."""
+def make_composition(cfg: DataConfig, name: str, manifest: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The fixed, seeded evaluation mixtures `name` (val2 | test2 | test3): each clip of the split anchors
+    cfg.eval_passes mixtures whose other sources are clips of distinct other classes of the same split.
+
+    Without `manifest`: SynthMUSIC-21 at cfg's size; needs no audio, since a clip's split follows from its index,
+    and paths are relative to the dataset folder. With `manifest` (e.g. a real-dataset index): its rows, absolute
+    paths. Columns: mixture_id, path_1..S, cls_1..S."""
     if name not in EVAL_SETS:
         raise ValueError(f"unknown evaluation set {name!r}; choose from {', '.join(EVAL_SETS)}")
     split, S = EVAL_SETS[name]
-    clips = [(c, i) for c in CLASSES for i in range(cfg.clips_per_class) if clip_split(i) == split]
-    by_class: dict[str, list[int]] = {}
-    for c, i in clips:
-        by_class.setdefault(c, []).append(i)
+    if manifest is None:
+        clips = [(c, f"clips/{slug(c)}/{slug(c)}_{i:05d}.wav") for c in CLASSES for i in range(cfg.clips_per_class)
+                 if clip_split(i) == split]
+    else:
+        rows_ = manifest[manifest["split"] == split].sort_values(["cls", "path"])
+        clips = list(zip(rows_["cls"].astype(str), rows_["path"].astype(str)))
+    by_class: dict[str, list[str]] = {}
+    for c, p in clips:
+        by_class.setdefault(c, []).append(p)
+    if len(by_class) < S:
+        raise ValueError(f"evaluation set {name!r} needs {S} classes in the {split} split, found {len(by_class)}")
+    classes = sorted(by_class)
     rng = np.random.default_rng([cfg.seed, 4242, list(EVAL_SETS).index(name)])
     rows = []
-    for p in range(cfg.eval_passes):
-        for c, i in clips:
-            others = [x for x in CLASSES if x != c and x in by_class]
+    for _ in range(cfg.eval_passes):
+        for c, p in clips:
+            others = [x for x in classes if x != c]
             chosen = [others[k] for k in rng.choice(len(others), size=S - 1, replace=False)]
-            members = [(c, i)] + [(o, by_class[o][int(rng.integers(len(by_class[o])))]) for o in chosen]
+            members = [(c, p)] + [(o, by_class[o][int(rng.integers(len(by_class[o])))]) for o in chosen]
             row = {"mixture_id": f"{name}_{len(rows):05d}"}
-            for s, (cls, idx) in enumerate(members, 1):
-                row[f"path_{s}"] = f"clips/{slug(cls)}/{slug(cls)}_{idx:05d}.wav"
-                row[f"cls_{s}"] = cls
+            for s_, (cls, path) in enumerate(members, 1):
+                row[f"path_{s_}"] = path
+                row[f"cls_{s_}"] = cls
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -382,30 +411,33 @@ class EvalMixtureDataset(torch.utils.data.Dataset):
     """A fixed evaluation set: "val2" (model selection), "test2", "test3" (never used to pick a checkpoint).
 
     Item: "sources" float32 [S, T] (centre crop of segment_samples, each scaled by 1/S so the mixture is their
-    sum), "classes" [S], "source_prompts" [S], "mixture_prompt", "mixture_id". The composition is the shipped
-    CSV of cfg's size (compositions/<name>_cpc<n>_p<passes>_seed<s>.csv); for other sizes it is generated."""
+    sum), "classes" [S], "source_prompts" [S], "mixture_prompt", "mixture_id". For SynthMUSIC-21 the composition
+    is the shipped CSV of cfg's size (compositions/<name>_cpc<n>_p<passes>_seed<s>.csv; other sizes are generated
+    with a warning); for an index CSV it is generated, seeded, from the index's val/test rows. val2 is truncated
+    to cfg.val_mixtures, test sets to cfg.test_mixtures (0 = all)."""
 
     def __init__(self, cfg: DataConfig, name: str = "test2", manifest: pd.DataFrame | None = None):
         if name not in EVAL_SETS:
             raise ValueError(f"unknown evaluation set {name!r}; choose from {', '.join(EVAL_SETS)}")
-        if cfg.dataset != "synthmusic21":
-            raise NotImplementedError("EvalMixtureDataset: fixed compositions exist for SynthMUSIC-21 only; for an "
-                                      "index CSV build them with make_composition-like pairing over its test split")
         self.cfg, self.name = cfg, name
-        shipped = composition_path(cfg, name)
-        if shipped.is_file():
-            comp = pd.read_csv(shipped, keep_default_na=False)
+        self.S = EVAL_SETS[name][1]
+        if cfg.dataset == "synthmusic21":
+            self.base = synthmusic21_dir(cfg)
+            shipped = composition_path(cfg, name)
+            if shipped.is_file():
+                comp = pd.read_csv(shipped, keep_default_na=False)
+            else:
+                warnings.warn(f"no shipped composition {shipped.name}; generating it for this configuration")
+                comp = make_composition(cfg, name)
         else:
-            warnings.warn(f"no shipped composition {shipped.name}; generating it for this configuration")
-            comp = make_composition(cfg, name)
+            self.base = Path(cfg.dataset).parent
+            comp = make_composition(cfg, name, manifest if manifest is not None else load_manifest(cfg))
         limit = cfg.val_mixtures if name == "val2" else cfg.test_mixtures
         if limit and limit > 0:
             comp = comp.iloc[:limit]
         self.comp = comp.reset_index(drop=True)
-        self.S = EVAL_SETS[name][1]
-        self.base = synthmusic21_dir(cfg)
-        needed = {p for s in range(1, self.S + 1) for p in self.comp[f"path_{s}"]}
-        if manifest is None or not all(str(self.base / p) in set(manifest["path"]) for p in needed):
+        if cfg.dataset == "synthmusic21":
+            needed = {p for s in range(1, self.S + 1) for p in self.comp[f"path_{s}"]}
             if not all((self.base / p).is_file() for p in needed):
                 build_synthmusic21(cfg, verbose=False)
 
@@ -413,12 +445,17 @@ class EvalMixtureDataset(torch.utils.data.Dataset):
         return len(self.comp)
 
     def __getitem__(self, i: int) -> dict:
+        if not 0 <= i < len(self.comp):
+            raise IndexError(i)
         row = self.comp.iloc[i]
         T, S = self.cfg.segment_samples, self.S
-        start = (self.cfg.clip_samples - T) // 2
-        sources = np.stack([_read_segment(str(self.base / row[f"path_{s}"]), start, T, self.cfg.sample_rate)
-                            for s in range(1, S + 1)]) / S
-        classes = [row[f"cls_{s}"] for s in range(1, S + 1)]
+        waves = []
+        for s in range(1, S + 1):
+            path = str(self.base / row[f"path_{s}"])  # an absolute path_s stays as it is
+            start = max(0, (_frames(path, self.cfg.sample_rate) - T) // 2)
+            waves.append(_read_segment(path, start, T, self.cfg.sample_rate))
+        sources = np.stack(waves) / S
+        classes = [str(row[f"cls_{s}"]) for s in range(1, S + 1)]
         return {"sources": torch.from_numpy(sources.astype(np.float32)), "classes": classes,
                 "source_prompts": [single_prompt(c) for c in classes], "mixture_prompt": mixture_prompt(classes),
                 "mixture_id": str(row["mixture_id"])}
@@ -638,12 +675,13 @@ def record_build(profile: str, what: str, seconds: float, clips: int, rendered: 
     _write_csv(pd.concat([old, row], ignore_index=True), path)
 
 
-def _timed_build(what: str, profile: str, root: str | None, record: bool) -> None:
+def _timed_build(what: str, profile: str, root: str | None, record: bool, workers: int = 1) -> None:
     cfg = get_config(profile, {"data.root": root} if root else None).data
     folder = synthmusic21_dir(cfg) if what == "separation" else embedding_dir(cfg)
     before = len(pd.read_csv(folder / "manifest.csv")) if (folder / "manifest.csv").is_file() else 0
     t0 = time.time()
-    df = build_synthmusic21(cfg, profile) if what == "separation" else build_embedding_corpus(profile, root)
+    df = (build_synthmusic21(cfg, profile, workers=workers) if what == "separation"
+          else build_embedding_corpus(profile, root, workers=workers))
     seconds = time.time() - t0
     after = len(pd.read_csv(folder / "manifest.csv"))
     size = _dir_size(folder) / 2**20
@@ -654,13 +692,15 @@ def _timed_build(what: str, profile: str, root: str | None, record: bool) -> Non
 
 
 def cli(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="bimodal data", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="bimodal data", description="Build SynthMUSIC-21 and the embedding corpus "
+                                 "(incremental, deterministic), rewrite the shipped compositions, index real datasets.")
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="render SynthMUSIC-21 and/or the embedding corpus (incremental)")
     b.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"])
     b.add_argument("--what", default="all", choices=["separation", "embedding", "all"])
     b.add_argument("--root", default=None, help="data root (default: $BIMODAL_DATA or <repo>/data)")
     b.add_argument("--no-record", action="store_true", help="do not append the build time to results/data_build.csv")
+    b.add_argument("--workers", type=int, default=1, help="render in this many processes (same bytes)")
     c = sub.add_parser("compositions", help="rewrite the shipped val/test composition CSVs of a profile")
     c.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"])
     m = sub.add_parser("melodies", help="re-extract the shipped melody table from the music21 corpus (minutes)")
@@ -677,7 +717,7 @@ def cli(argv: list[str]) -> int:
         torch.set_num_threads(1)
         whats = ["separation", "embedding"] if args.what == "all" else [args.what]
         for what in whats:
-            _timed_build(what, args.profile, args.root, not args.no_record)
+            _timed_build(what, args.profile, args.root, not args.no_record, args.workers)
         return 0
     if args.cmd == "compositions":
         for p in write_compositions(get_config(args.profile).data):

@@ -225,6 +225,7 @@ def group_unit(group: str, salt: str) -> float:
 EMBEDDING_POOL_FRACTION = 0.25  # share of melody groups reserved for the embedding corpus (never in SynthMUSIC-21)
 
 
+@lru_cache(maxsize=4)
 def melody_pool(corpus: str) -> tuple[Melody, ...]:
     """The melodies of one corpus: 'separation' (SynthMUSIC-21) or 'embedding'; disjoint by group, seed-free."""
     emb = [m for m in load_melodies() if group_unit(m.group, "pool") < EMBEDDING_POOL_FRACTION]
@@ -673,7 +674,7 @@ def _extra_instruments() -> dict[str, tuple[Instrument, str]]:
         "french horn": (60, 41, 77, "melodic"), "oboe": (68, 58, 89, "melodic"), "piccolo": (72, 74, 102, "melodic"),
         "recorder": (74, 60, 91, "melodic"), "pan flute": (75, 60, 89, "melodic"), "sitar": (104, 48, 77, "melodic"),
         "kalimba": (108, 60, 84, "plucked"), "steel drums": (114, 52, 81, "melodic"),
-        "synthesizer": (80, 48, 84, "melodic"), "whistling": (78, 67, 91, "melodic"),
+        "synthesizer": (80, 48, 84, "melodic"), "whistling": (78, 58, 78, "melodic"),  # TimGM6mb: silent above 78
     }
     sfx = {"ocean waves": 122, "birds chirping": 123, "telephone ringing": 124, "helicopter": 125,
            "applause": 126, "gunshots": 127, "breathing": 121}

@@ -84,6 +84,13 @@ def test_build_is_idempotent_and_deterministic(manifest, smoke_cfg, tmp_path):
     ref = manifest.set_index(manifest["path"].str.split("/clips/").str[1])["sha256"]
     for row in other.itertuples():
         assert row.sha256 == ref[row.path.split("/clips/")[1]], row.path
+    # worker processes give the same bytes; another seed gives other clips
+    cfg3 = get_config("smoke", {"data.root": str(tmp_path / "w"), "data.clips_per_class": 3}).data
+    par = D.build_synthmusic21(cfg3, verbose=False, classes=("pipa", "tuba"), workers=2)
+    assert list(par["sha256"]) == [ref[p.split("/clips/")[1]] for p in par["path"]]
+    cfg4 = get_config("smoke", {"data.root": str(tmp_path / "s"), "data.seed": 1}).data
+    cfg4.clips_per_class = 1
+    assert D.build_synthmusic21(cfg4, verbose=False, classes=("pipa",))["sha256"][0] != ref["pipa/pipa_00000.wav"]
 
 
 def test_incremental_build_renders_only_missing(smoke_cfg, tmp_path, monkeypatch):
@@ -282,7 +289,7 @@ def _music_folder(root):
     (root / "acoustic_guitar").mkdir()
     sf.write(root / "violin" / "good.wav", _tone(2.0, 16000), 16000)
     sf.write(root / "violin" / "stereo.wav", _tone(2.0, 44100, 2), 44100)
-    sf.write(root / "acoustic_guitar" / "oddrate.flac", _tone(2.0, 7919), 7919)
+    sf.write(root / "acoustic_guitar" / "oddrate.flac", _tone(2.0, 8000), 8000)
     sf.write(root / "acoustic_guitar" / "short.wav", _tone(0.2, 16000), 16000)
     (root / "acoustic_guitar" / "corrupt.wav").write_bytes(b"RIFF\x00\x00not really a wave file")
     return root
@@ -308,6 +315,10 @@ def test_index_music21_bad_files(tmp_path, capsys):
     m["split"] = "train"
     item = D.MixtureDataset(cfg, m, k_sources=1, n_mix=2, items=1)[0]
     assert item["sources"].shape == (2, 1, cfg.segment_samples) and item["sources"].abs().sum() > 0
+    m["split"] = "test"  # evaluation mixtures over an index's test rows
+    ev = D.EvalMixtureDataset(cfg, "test2", m)
+    assert len(ev) == 3 and all(set(ev[i]["classes"]) == {"violin", "acoustic guitar"} for i in range(3))
+    assert ev[0]["sources"].shape == (2, cfg.segment_samples) and ev[0]["sources"].abs().max() <= 0.5
 
 
 def test_index_vggsound_and_audiocaps(tmp_path):
