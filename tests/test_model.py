@@ -111,7 +111,7 @@ def test_stft_settings_that_cannot_invert_the_signal_end_are_rejected():
 
 @pytest.mark.parametrize("down_path", [False, True])
 def test_gradients_reach_every_trainable_block(down_path):
-    sep = smoke_separator(attn_on_down_path=down_path)
+    sep = smoke_separator(attn_on_down_path=down_path, modulator_levels=2)
     tok, mask = prompts_batch(FakeEmbedding(), ROWS)
     out = sep(torch.randn(2, 8191), tok, mask)
     (out["mag"].mean() + out["wave"].pow(2).mean()).backward()
@@ -130,10 +130,12 @@ def test_changing_the_prompt_changes_the_output():
     assert torch.equal(m[0], m[2])  # same prompt, same mixture: same mask
 
 
-@pytest.mark.parametrize("variant", ["full", "sa", "vanilla"])
-def test_prompt_sharing_equals_separate_queries(variant):
+@pytest.mark.parametrize("variant, down_path", [("full", False), ("full", True), ("sa", False), ("vanilla", False)])
+def test_prompt_sharing_equals_separate_queries(variant, down_path):
     """Running the unconditioned levels once per mixture for P prompts equals querying each prompt alone."""
-    cfg = get_config("smoke", TABLE7_VARIANTS[variant])
+    # Two Modulator levels, so that in down-path mode a deeper encoder level sees conditioned features.
+    cfg = get_config("smoke", {**TABLE7_VARIANTS[variant], "model.attn_on_down_path": down_path,
+                               "model.modulator_levels": 2})
     sep = Separator(cfg.model, DIM).eval()
     tok, mask = prompts_batch(FakeEmbedding(), ROWS)
     wave = torch.randn(2, 8191)
