@@ -180,7 +180,7 @@ def cell_configs(cell: Cell, profile: str, seeds: list[int]) -> list:
 
 
 def planned_runs(table_ids: list[str], profile: str, seeds: list[int], cells: str = "core") -> list:
-    """Unique configs (by hash) that the tables need, in declaration order."""
+    """Unique configs (by config hash) that the tables need, in declaration order."""
     seen, out = set(), []
     for tid in table_ids:
         for cell in TABLES[tid].cells:

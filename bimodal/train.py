@@ -55,8 +55,32 @@ def init_distributed() -> tuple[int, int]:
 # ----------------------------------------------------------------------------------------------------------------
 # Run directory
 
+def embedding_fingerprint(cfg: Config) -> str:
+    """sha256 (12 hex) of the embedding weights a run uses: retraining the shipped surrogate must not let old runs
+    pass for new ones, although the config itself is unchanged."""
+    import hashlib
+
+    from bimodal.embedding import ASSET
+
+    path = Path(cfg.embedding.checkpoint) if cfg.embedding.checkpoint else ASSET
+    if not path.is_file():
+        return "missing"
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:12]
+
+
+def run_id(cfg: Config) -> str:
+    """Config hash combined with the embedding weights' fingerprint."""
+    import hashlib
+
+    return hashlib.sha256(f"{cfg.hash()}:{embedding_fingerprint(cfg)}".encode()).hexdigest()[:12]
+
+
 def run_dir_for(cfg: Config) -> Path:
-    return runs_root() / f"{cfg.profile}-{cfg.train.method}-{cfg.hash()}"
+    return runs_root() / f"{cfg.profile}-{cfg.train.method}-{run_id(cfg)}"
 
 
 @dataclass
@@ -404,7 +428,8 @@ def finish_run(cfg: Config, run_dir: Path, embedding, *, test_sets=("test2",), b
     if not best_path.exists():  # no finite validation SDR ever: keep the last weights, say so
         raise RuntimeError(f"{run_dir}: no validation epoch produced a finite SDR; nothing to test")
     separator = Separator.from_pretrained(best_path).to(next(embedding.parameters(), torch.zeros(0)).device)
-    summary = {"finished": True, "run_dir": str(run_dir), "config_hash": cfg.hash(), "profile": cfg.profile,
+    summary = {"finished": True, "run_dir": str(run_dir), "config_hash": cfg.hash(),
+               "embedding_fingerprint": embedding_fingerprint(cfg), "profile": cfg.profile,
                "method": cfg.train.method, "seed": cfg.train.seed, "best_epoch": best["epoch"],
                "best_val_sdr": best["sdr"]}
     for name in test_sets:
