@@ -39,7 +39,7 @@ __all__ = ["CLASSES", "single_prompt", "mixture_prompt", "build_synthmusic21", "
            "build_embedding_corpus", "MixtureDataset", "collate_mixtures", "EvalMixtureDataset", "split_caption",
            "index_music21", "index_vggsound", "index_audiocaps", "make_composition", "cli"]
 
-SYNTH_VERSION = 1  # bump when rendering changes: the dataset key changes and nothing stale is reused
+SYNTH_VERSION = 2  # bump when rendering changes: the dataset key changes and nothing stale is reused
 COMPOSITIONS = Path(__file__).parent / "compositions"
 
 # Split of clip idx within its class: idx % 10 -> split. Test and val come early so that even the 6-clip smoke
@@ -219,8 +219,8 @@ def assign_subsets(manifest: pd.DataFrame, fraction: float, seed: int) -> pd.Ser
         n_single = int(round(fraction * len(rows)))
         if fraction > 0 and len(rows) > 1:
             n_single = min(max(n_single, 1), len(rows) - 1)  # both partitions keep every class
-        subset[order[:n_single]] = "single"
-        subset[order[n_single:]] = "mixture"
+        subset.loc[order[:n_single]] = "single"
+        subset.loc[order[n_single:]] = "mixture"
     return subset
 
 

@@ -252,18 +252,19 @@ class Event:
 
 
 class Score:
-    """Timed MIDI events of one clip."""
+    """Timed MIDI events of one clip. Notes are kept as (start, end) until `timeline()`, which clamps a note's end
+    to the next onset of the same key on the same channel: otherwise a repeated pitch whose predecessor is still
+    held would be cut by the predecessor's late note-off (FluidSynth releases the key, not one note)."""
 
     def __init__(self) -> None:
-        self.events: list[Event] = []
+        self.events: list[Event] = []  # bends and controllers
+        self.notes: list[tuple[float, float, int, int, int]] = []  # (start s, end s, key, velocity, channel)
 
     def note(self, t: float, dur: float, key: int, vel: int, chan: int = 0) -> None:
         key = int(key)
         if not 0 <= key <= 127 or dur <= 0:
             return
-        vel = int(min(127, max(1, vel)))
-        self.events.append(Event(t, 1, "on", chan, key, vel))
-        self.events.append(Event(t + dur, 0, "off", chan, key))
+        self.notes.append((float(t), float(t + dur), key, int(min(127, max(1, vel))), int(chan)))
 
     def bend(self, t: float, semitones: float, chan: int = 0, bend_range: float = 12.0) -> None:
         val = int(round(semitones / bend_range * 8192))
@@ -271,6 +272,23 @@ class Score:
 
     def cc(self, t: float, ctrl: int, val: int, chan: int = 0) -> None:
         self.events.append(Event(t, 0, "cc", chan, ctrl, int(min(127, max(0, val)))))
+
+    def timeline(self) -> list[Event]:
+        """All events in time order (note-offs before note-ons at the same instant)."""
+        out = list(self.events)
+        by_key: dict[tuple[int, int], list[tuple[float, float, int]]] = {}
+        for start, end, key, vel, chan in self.notes:
+            by_key.setdefault((chan, key), []).append((start, end, vel))
+        for (chan, key), notes in by_key.items():
+            notes.sort()
+            for j, (start, end, vel) in enumerate(notes):
+                if j + 1 < len(notes):
+                    end = min(end, notes[j + 1][0])
+                if end <= start:  # a duplicate onset: the later note sounds
+                    continue
+                out.append(Event(start, 1, "on", chan, key, vel))
+                out.append(Event(end, 0, "off", chan, key))
+        return sorted(out)
 
 
 @dataclass
@@ -806,7 +824,7 @@ class Renderer:
         return out[:n_samples].mean(axis=1)
 
     def _play(self, synth, score: Score, advance, total: int) -> None:
-        for ev in sorted(score.events):
+        for ev in score.timeline():
             # FluidSynth renders 64-sample blocks and hands out the rest of a block on the next call; advancing
             # in whole blocks keeps every clip starting on a fresh block (events land on a 2.9 ms grid at 22 kHz)
             advance(int(round(ev.t * self.sample_rate / BLOCK)) * BLOCK)

@@ -111,6 +111,17 @@ def test_melody_pools_disjoint():
     assert len(sep) > 500 and len(emb) > 100 and not sep & emb
 
 
+def test_repeated_pitch_is_not_cut_by_late_note_off():
+    score = S.Score()
+    score.note(0.0, 0.5, 60, 100)
+    score.note(0.45, 0.5, 60, 100)  # the first note is still held when the second starts
+    ev = [(round(e.t, 3), e.kind) for e in score.timeline()]
+    assert ev == [(0.0, "on"), (0.45, "off"), (0.45, "on"), (0.95, "off")]
+    wave = S.get_renderer(str(S.fluidr3_path())).render(score, 22050, 0)
+    late = wave[int(0.6 * 22050):int(0.9 * 22050)]
+    assert np.sqrt(np.mean(late**2)) > 0.1 * np.sqrt(np.mean(wave[:9000] ** 2))
+
+
 def test_erhu_is_not_violin_again():
     """Same melody and seed: erhu's glides/vibrato make it differ from the violin preset it proxies."""
     mel = S.melody_pool("separation")[:5]
