@@ -362,7 +362,8 @@ def composition_path(cfg: DataConfig, name: str) -> Path:
 
 def make_composition(cfg: DataConfig, name: str, manifest: pd.DataFrame | None = None) -> pd.DataFrame:
     """The fixed, seeded evaluation mixtures `name` (val2 | test2 | test3): each clip of the split anchors
-    cfg.eval_passes mixtures whose other sources are clips of distinct other classes of the same split.
+    cfg.eval_passes mixtures whose other sources are clips of distinct other classes of the same split; rows are
+    in a seeded random order, so a truncated set is still balanced.
 
     Without `manifest`: SynthMUSIC-21 at cfg's size; needs no audio, since a clip's split follows from its index,
     and paths are relative to the dataset folder. With `manifest` (e.g. a real-dataset index): its rows, absolute
@@ -389,12 +390,14 @@ def make_composition(cfg: DataConfig, name: str, manifest: pd.DataFrame | None =
             others = [x for x in classes if x != c]
             chosen = [others[k] for k in rng.choice(len(others), size=S - 1, replace=False)]
             members = [(c, p)] + [(o, by_class[o][int(rng.integers(len(by_class[o])))]) for o in chosen]
-            row = {"mixture_id": f"{name}_{len(rows):05d}"}
+            row = {}
             for s_, (cls, path) in enumerate(members, 1):
                 row[f"path_{s_}"] = path
                 row[f"cls_{s_}"] = cls
             rows.append(row)
-    return pd.DataFrame(rows)
+    # shuffled, so that truncating (data.val_mixtures / data.test_mixtures) keeps a sample of every class
+    rows = [rows[k] for k in rng.permutation(len(rows))]
+    return pd.DataFrame([{"mixture_id": f"{name}_{j:05d}", **r} for j, r in enumerate(rows)])
 
 
 def write_compositions(cfg: DataConfig, out_dir: Path = COMPOSITIONS) -> list[Path]:

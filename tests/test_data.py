@@ -230,6 +230,8 @@ def test_shipped_compositions_match_code(profile):
     for name in ("val2", "test2", "test3"):
         shipped = pd.read_csv(D.composition_path(cfg, name), keep_default_na=False)
         pd.testing.assert_frame_equal(shipped, D.make_composition(cfg, name), check_dtype=False)
+    val = pd.read_csv(D.composition_path(cfg, "val2"), keep_default_na=False).iloc[:cfg.val_mixtures]
+    assert val["cls_1"].nunique() >= min(21, cfg.val_mixtures // 2)  # a truncated set still spans the classes
 
 
 def test_eval_dataset(manifest, smoke_cfg):
