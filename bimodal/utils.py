@@ -1,6 +1,7 @@
 """Small shared helpers: paths, seeding, atomic writes, environment report."""
 from __future__ import annotations
 
+import io
 import os
 import platform
 import random
@@ -58,20 +59,10 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """torch.save through a temporary file and an atomic rename (a killed run leaves the old checkpoint intact)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """torch.save through atomic_write_bytes (a killed run leaves the old checkpoint intact)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def git_commit() -> str:
