@@ -478,7 +478,11 @@ def readme_sections() -> dict[str, str]:
     if (res / "timings.csv").exists():
         for r in pd.read_csv(res / "timings.csv").itertuples():
             timings.append(f"| {r.what} | `{r.command}` | {r.seconds:.0f} | {r.machine} |")
-    else:
+    if (res / "data_build.csv").exists():  # written by `bimodal data build` itself
+        for r in pd.read_csv(res / "data_build.csv").itertuples():
+            timings.append(f"| build {r.what} data ({r.clips} clips, {r.megabytes:.0f} MB) | `bimodal data build "
+                           f"--profile {r.profile} --what {r.what}` | {r.seconds:.0f} | {r.when} |")
+    if len(timings) == 2:
         timings = ["No timings measured yet (`results/timings.csv`)."]
     results = []
     for name in ("three_way", "table1", "figure1", "table8", "table2", "table14", "embedding_zeroshot"):
