@@ -74,9 +74,13 @@ class EmbeddingConfig:
     steps: int = 400  # optimiser steps (batch_size clips each)
     batch_size: int = 64
     lr: float = 2e-3  # AdamW, cosine decay to 0
+    width: int = 24  # surrogate audio CNN channels: width, 2·, 4·, 8·width over its four stages
+    pool: str = "meanmax"  # surrogate audio CNN pooling over time: meanmax | mean | late (per-frame head, then mean)
     crop_min: float = 1.0  # s, shortest random training crop (the separator feeds 3 s in quick, 6 s in paper)
+    crop_max: float = 4.0  # s, longest (the CNN pools globally, so it embeds longer clips too)
     mix_prob: float = 0.2  # share of training items that are 2-source mixtures (target: both classes)
     leak_prob: float = 0.15  # share with a faint second source at -25..-12 dB (target: the main class)
+    add_weight: float = 1.0  # weight of the mixture additivity loss (ε_A(a+b) ≈ normalise(ε_A(a) + ε_A(b)))
     seed: int = 0
 
 
@@ -117,9 +121,17 @@ class Config:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def identity(self) -> dict:
+        """What identifies a separator run: the config without the surrogate's own training hyper-parameters
+        (a run depends on the embedding's *weights*, which bimodal.train fingerprints, not on how they were
+        trained)."""
+        d = self.to_dict()
+        d["embedding"] = {k: d["embedding"][k] for k in RUN_EMBEDDING_FIELDS}
+        return d
+
     def hash(self) -> str:
-        """Stable 12-hex-digit id of the full config: runs are cached under it."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """Stable 12-hex-digit id of the config's identity: runs are cached under it."""
+        blob = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def override(self, overrides: dict[str, Any] | None) -> "Config":
@@ -140,6 +152,8 @@ class Config:
         validate(new)
         return new
 
+
+RUN_EMBEDDING_FIELDS = ("backend", "checkpoint", "tokenizer", "audio_model")
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "embedding": EmbeddingConfig, "train": TrainConfig}
 
@@ -250,13 +264,17 @@ def validate(cfg: Config) -> None:
     if cfg.embedding.backend not in ("surrogate", "laion_clap"):
         raise ConfigError(f"config field 'embedding.backend': unknown backend {cfg.embedding.backend!r}")
     e = cfg.embedding
-    for name in ("embed_dim", "steps", "batch_size"):
+    for name in ("embed_dim", "steps", "batch_size", "width"):
         if getattr(e, name) < 1:
             raise ConfigError(f"config field 'embedding.{name}' must be ≥ 1, got {getattr(e, name)}")
     if not (e.mix_prob >= 0 and e.leak_prob >= 0 and e.mix_prob + e.leak_prob <= 1):
         raise ConfigError("config fields 'embedding.mix_prob' and 'embedding.leak_prob' must be ≥ 0 and sum to ≤ 1")
-    if e.crop_min <= 0 or e.lr <= 0:
-        raise ConfigError("config fields 'embedding.crop_min' and 'embedding.lr' must be > 0")
+    if e.add_weight < 0:
+        raise ConfigError(f"config field 'embedding.add_weight' must be ≥ 0, got {e.add_weight}")
+    if e.pool not in ("meanmax", "mean", "late"):
+        raise ConfigError(f"config field 'embedding.pool': {e.pool!r} is not 'meanmax', 'mean' or 'late'")
+    if not 0 < e.crop_min <= e.crop_max or e.lr <= 0:
+        raise ConfigError("config fields 'embedding.crop_min' ≤ 'embedding.crop_max' and 'embedding.lr' must be > 0")
     if d.train_subset not in ("all", "single", "mixture"):
         raise ConfigError("config field 'data.train_subset' must be 'all', 'single' or 'mixture'")
     if d.train_subset != "all" and d.single_source_fraction <= 0:

@@ -149,9 +149,11 @@ class LogMelCNN(nn.Module):
 
     def __init__(self, embed_dim: int = 256, sample_rate: int = SURROGATE_RATE, n_fft: int = 1024, hop: int = 256,
                  n_mels: int = 64, channels: tuple[int, ...] = (32, 64, 128, 256), hidden: int = 512,
-                 dropout: float = 0.2):
+                 dropout: float = 0.2, pool: str = "meanmax"):
         super().__init__()
-        self.n_fft = n_fft
+        if pool not in POOLS:
+            raise ValueError(f"LogMelCNN: pool must be one of {POOLS}, got {pool!r}")
+        self.n_fft, self.pool = n_fft, pool
         self.mel = torchaudio.transforms.MelSpectrogram(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop,
                                                         n_mels=n_mels, f_min=30.0, f_max=sample_rate / 2,
                                                         power=2.0)
@@ -164,7 +166,8 @@ class LogMelCNN(nn.Module):
         for i, o in zip(channels[:-1], channels[1:]):
             layers += [*conv(i, o), *conv(o, o), nn.AvgPool2d(2, ceil_mode=True)]
         self.convs = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * channels[-1], hidden), nn.ReLU(inplace=True),
+        pooled = 2 * channels[-1] if pool == "meanmax" else channels[-1]  # "late": the head runs per frame
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(pooled, hidden), nn.ReLU(inplace=True),
                                   nn.Linear(hidden, embed_dim))
 
     TOP_DB = 80.0  # dynamic range kept below the clip's peak
@@ -182,13 +185,18 @@ class LogMelCNN(nn.Module):
     def encode_logmel(self, x: torch.Tensor) -> torch.Tensor:
         """[B, n_mels, frames] -> [B, D] (not normalised)."""
         h = self.convs(x.unsqueeze(1)).mean(dim=2)  # [B, C, frames/16]
-        return self.head(torch.cat([h.mean(dim=-1), h.amax(dim=-1)], dim=-1))
+        if self.pool == "late":  # per-frame embeddings, averaged: a mixture's frames vote for both its sources
+            return self.head(h.transpose(1, 2)).mean(dim=1)
+        pooled = torch.cat([h.mean(dim=-1), h.amax(dim=-1)], dim=-1) if self.pool == "meanmax" else h.mean(dim=-1)
+        return self.head(pooled)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return self.encode_logmel(self.logmel(wave))
 
 
-DEFAULT_ARCH = dict(embed_dim=256, n_mels=64, channels=[32, 64, 128, 256], hidden=512, proj_hidden=512)
+POOLS = ("meanmax", "mean", "late")  # over time: mean ⊕ max of features | mean | mean of per-frame head outputs
+DEFAULT_ARCH = dict(embed_dim=256, n_mels=64, channels=[32, 64, 128, 256], hidden=512, proj_hidden=512,
+                    pool="meanmax")
 
 
 class SurrogateEmbedding(JointEmbedding):
@@ -207,7 +215,7 @@ class SurrogateEmbedding(JointEmbedding):
         self.text_proj = nn.Sequential(nn.Linear(self.token_dim, a["proj_hidden"]), nn.GELU(),
                                        nn.Linear(a["proj_hidden"], self.embed_dim))
         self.audio = LogMelCNN(self.embed_dim, n_mels=a["n_mels"], channels=tuple(a["channels"]),
-                               hidden=a["hidden"])
+                               hidden=a["hidden"], pool=a["pool"])
         self.log_logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))  # CLIP's initial temperature
         self.metadata: dict = {}
 

@@ -12,8 +12,9 @@ import torch.nn.functional as F
 from bimodal.clap import LaionClapEmbedding, load_roberta_tokenizer, repeatpad, write_test_tokenizer
 from bimodal.config import EmbeddingConfig, get_config
 from bimodal.embedding import ASSET, JointEmbedding, SurrogateEmbedding, load_embedding
-from bimodal.embedding_train import (BatchMaker, Corpus, soft_infonce, train_surrogate, write_results,
-                                     zero_shot_eval)
+from bimodal.embedding_train import (BatchMaker, Corpus, additivity_loss, soft_infonce, train_surrogate,
+                                     write_results, zero_shot_eval)
+from bimodal.utils import seed_everything
 
 PROMPTS = ["The sound of violin", "The sound of cello", "The sound mixture of piano and flute"]
 
@@ -236,6 +237,24 @@ def test_soft_infonce_matches_clip_loss_and_limits():
                                                                                   torch.tensor(20.0))
 
 
+def test_soft_infonce_leaves_mixtures_out_of_their_labels_text_rows():
+    text = torch.eye(2)
+    single_a = torch.tensor([[1.0, 0.0]])
+    targets = torch.tensor([[1.0, 0.0], [0.5, 0.5]])  # item 0: a alone; item 1: a + b
+    single = torch.tensor([True, False])
+    scale = torch.tensor(5.0)
+
+    def loss(mix_emb):
+        return soft_infonce(torch.cat([single_a, mix_emb]), text, targets, single, scale)
+
+    # text row a sees only item 0 (item 1 contains a: excluded), text row b has no single item: no t2a term.
+    # So t2a = CE over a one-element row = 0, and the loss is half the audio→text cross-entropy, by hand:
+    mix = F.normalize(torch.tensor([[1.0, 1.0]]), dim=-1)
+    a2t = -(torch.log_softmax(scale * single_a @ text.T, 1)[0, 0]
+            + (0.5 * torch.log_softmax(scale * mix @ text.T, 1)).sum()) / 2
+    assert loss(mix).item() == pytest.approx(0.5 * a2t.item(), rel=1e-5)
+
+
 def _toy_corpus(n_per=3, seed=0, n=8000):
     rng = np.random.default_rng(seed)
     waves, labels = [], []
@@ -247,12 +266,28 @@ def _toy_corpus(n_per=3, seed=0, n=8000):
 
 
 def test_batch_maker_targets():
-    cfg = get_config("smoke", {"embedding.mix_prob": 0.5, "embedding.leak_prob": 0.2, "embedding.crop_min": 0.3})
-    waves, targets, captions, single = BatchMaker(_toy_corpus(), cfg.embedding, seed=1)(32)
-    assert waves.shape[0] == 32 and 0.3 * 11025 <= waves.shape[1] <= 8000 and torch.isfinite(waves).all()
-    assert targets.shape == (32, len(captions)) and torch.allclose(targets.sum(1), torch.ones(32))
-    halves = (targets == 0.5).sum(1)
-    assert set(halves.tolist()) <= {0, 2} and (halves == 2).any() and single.tolist() == (halves == 0).tolist()
+    cfg = get_config("smoke", {"embedding.mix_prob": 0.25, "embedding.leak_prob": 0.2, "embedding.crop_min": 0.3})
+    b = BatchMaker(_toy_corpus(), cfg.embedding, seed=1)(32)
+    assert b.waves.shape[0] == 32 and 0.3 * 11025 <= b.waves.shape[1] <= 8000 and torch.isfinite(b.waves).all()
+    assert b.labels == sorted(set(b.labels)) and set(b.labels) <= {"flute", "violin", "drum"}
+    assert b.targets.shape == (32, len(b.captions)) and torch.allclose(b.targets.sum(1), torch.ones(32))
+    # the last 8 items are mixtures of two in-batch singles of different labels, half and half
+    assert b.pairs.shape == (8, 2) and b.single.tolist() == [True] * 24 + [False] * 8
+    for k, (i, j) in enumerate(b.pairs.tolist()):
+        assert i < 24 and j < 24
+        row = b.targets[24 + k]
+        assert sorted(row[row > 0].tolist()) == [0.5, 0.5]
+        assert row[b.targets[i].argmax()] == 0.5 and row[b.targets[j].argmax()] == 0.5
+
+
+def test_additivity_loss_by_hand():
+    e = F.normalize(torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]), dim=-1)
+    e.requires_grad_(True)
+    pairs = torch.tensor([[0, 1], [0, 1]])  # items 2 and 3 are mixtures of items 0 and 1
+    loss = additivity_loss(e, pairs)
+    assert loss.item() == pytest.approx((0.0 + 1.0) / 2, abs=1e-6)  # item 2 sits on the target, item 3 is orthogonal
+    loss.backward()
+    assert e.grad[:2].abs().sum() == 0 and e.grad[3].abs().sum() > 0  # the singles' side is a fixed target
 
 
 def test_train_surrogate_few_steps_round_trip(tmp_path):
@@ -262,8 +297,9 @@ def test_train_surrogate_few_steps_round_trip(tmp_path):
     back = SurrogateEmbedding.from_checkpoint(tmp_path / "s.pt")
     assert summary["selected"]["step"] == 2 and back.metadata["history"][0]["step"] == 2
     assert back.metadata["labels"] == ["drum", "flute", "violin"]
-    # training moved the weights away from a fresh init
-    fresh = SurrogateEmbedding({"embed_dim": cfg.embedding.embed_dim})
+    # training moved the weights away from the same seeded init
+    seed_everything(cfg.embedding.seed)
+    fresh = SurrogateEmbedding(back.arch)
     moved = back.trained_state()["audio.head.3.weight"] - fresh.trained_state()["audio.head.3.weight"]
     assert moved.abs().max() > 0
 
