@@ -621,7 +621,7 @@ def write_card(checkpoint: str | Path, eval_result: dict | None, card: str | Pat
                   "21 classes |", "|---|---|---|---|---|---|---|"]
         for h in meta["history"]:
             lines.append(f"| {h['step']} | {h['seconds']} | {h['loss']:.3f} | {h['logit_scale']:.1f} | "
-                         f"{h['val_top1_all']:.1%} | {h['val_top1_21']:.1%} | {h['val_mix2_top3_21']:.1%} |")
+                         f"{h['val_top1_all']:.1%} | {h['val_top1_21']:.1%} | {h.get('val_mix2_top3_21', float('nan')):.1%} |")
         lines.append("")
     if eval_result is not None:
         lines += ["## Zero-shot on SynthMUSIC-21 test clips (another SoundFont, unseen melodies)", "",
