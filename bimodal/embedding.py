@@ -76,10 +76,12 @@ class JointEmbedding(nn.Module):
             raise ValueError("embed_text: every prompt must be a string")
         missing = list(dict.fromkeys(p for p in prompts if p not in self._text_cache))
         if missing:
+            # one prompt at a time: a prompt's embedding must not depend on which batch first asked for it (kernels
+            # for different batch sizes round differently), or a resumed run would drift from an uninterrupted one
             with torch.no_grad():
-                pooled, tokens, mask = self._encode_text(missing)
-            for i, p in enumerate(missing):
-                self._text_cache[p] = (pooled[i], tokens[i], mask[i])
+                for p in missing:
+                    pooled, tokens, mask = self._encode_text([p])
+                    self._text_cache[p] = (pooled[0], tokens[0], mask[0])
         rows = [self._text_cache[p] for p in prompts]
         pooled, tokens, mask = (torch.stack(part) for part in zip(*rows))
         return pooled, tokens, mask

@@ -45,6 +45,13 @@ def _dist_info() -> tuple[int, int]:
     return 0, 1
 
 
+def _all_gather_plain(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate an integer tensor (no gradient) from every process along dim 0, in rank order."""
+    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts)
+
+
 def init_distributed() -> tuple[int, int]:
     """Join the process group torchrun describes (no-op for a single process)."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
@@ -190,7 +197,7 @@ class Objective:
                 # every rank computes the same global loss; gather_with_grad sums the ranks' gradients of the local
                 # slice, and DDP's averaging then yields the gradient of the global-batch loss
                 audio, text = L.gather_with_grad(audio), L.gather_with_grad(text)
-                ids = L.gather_with_grad(ids) if ids is not None else None
+                ids = _all_gather_plain(ids) if ids is not None else None
             result["cnt"] = L.cnt_loss(audio, text, self.embedding.logit_scale, text_ids=ids)
         return result
 
