@@ -348,10 +348,13 @@ def train_run(cfg: Config, run_dir: str | Path | None = None, *, resume: bool = 
             raise ConfigError(f"{cfg_path}: the run folder holds a different config; use another run_dir")
         atomic_write_bytes(cfg_path, json.dumps(cfg.to_dict(), indent=2).encode())
 
-    seed_everything(t.seed)
     manifest = load_manifest(cfg.data)
     device = pick_device()
+    # load the embedding before seeding: loading it the first time in a process draws random numbers (transformers
+    # initialises, then overwrites), so seeding first would make the separator's init depend on whether an earlier
+    # run in the same process had loaded it already
     embedding = load_embedding(cfg.embedding).to(device)
+    seed_everything(t.seed)
     separator = build_separator(cfg, embedding).to(device)
     optimizer = torch.optim.Adam(separator.parameters(), lr=t.lr, betas=(0.9, 0.999), eps=1e-8,
                                  weight_decay=t.weight_decay)

@@ -142,8 +142,8 @@ def _ddp_worker(rank, world, init_file, cfg_dict, out_dir):
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     cfg = from_dict(cfg_dict)
+    emb = load_embedding(cfg.embedding)  # before seeding: a first load draws random numbers
     torch.manual_seed(0)
-    emb = load_embedding(cfg.embedding)
     sep = build_separator(cfg, emb)
     _freeze_batchnorm(sep)
     model = torch.nn.parallel.DistributedDataParallel(sep)
@@ -180,8 +180,8 @@ def test_two_gloo_processes_match_one_process_on_the_combined_batch(env, tmp_pat
     cfg = _cfg(train__gather_negatives=True)
     load_manifest(cfg.data)  # build the data once, before the workers start
     mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), cfg.to_dict(), str(tmp_path)), nprocs=2, join=True)
-    torch.manual_seed(0)
     emb = load_embedding(cfg.embedding)
+    torch.manual_seed(0)
     sep = build_separator(cfg, emb)
     _freeze_batchnorm(sep)
     opt = torch.optim.SGD(sep.parameters(), lr=0.1)
