@@ -10,7 +10,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.bimodal-installed
 SYS_PACKAGES := fluidsynth libfluidsynth3 fluid-soundfont-gm
 PROFILE ?= quick
-JOBS ?= 1
+# notebooks run in parallel after 00 and 01 (one per core; each kernel gets its share of the cores)
+JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 
 # Never touch the network for models; headless plotting.
 export HF_HUB_OFFLINE := 1
