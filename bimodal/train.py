@@ -17,6 +17,8 @@ summary without training.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import random
@@ -326,16 +328,48 @@ def evaluate(separator, embedding, cfg: Config, name: str = "val2", *, limit: in
 # ----------------------------------------------------------------------------------------------------------------
 # The entry point
 
+@contextlib.contextmanager
+def _run_lock(run_dir: Path):
+    """Hold an exclusive lock on a run folder. Two notebooks of a parallel batch (or two shells) that need the same
+    run would otherwise both train it; the second now waits and then reuses the first one's result. The OS drops
+    the lock when its holder dies (SIGKILL included), so a killed run never blocks its restart."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / ".lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"{run_dir.name}: another process is training this run; waiting for it", flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def train_run(cfg: Config, run_dir: str | Path | None = None, *, resume: bool = True, progress: bool = True,
               test_sets: tuple[str, ...] = ("test2",), max_epochs: int | None = None) -> dict:
     """Train (or resume, or just return) the run of `cfg`. Returns the summary dict (also written to
-    summary.json). `max_epochs` stops early without finishing (used to simulate interruptions in tests)."""
+    summary.json). `max_epochs` stops early without finishing (used to simulate interruptions in tests).
+    A single process locks the run folder while it trains (see `_run_lock`); torchrun processes do not (they
+    train one run together)."""
+    run_dir = Path(run_dir) if run_dir else run_dir_for(cfg)
+    if resume and (run_dir / "summary.json").exists():
+        return json.loads((run_dir / "summary.json").read_text())
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return _train_run(cfg, run_dir, resume=resume, progress=progress, test_sets=test_sets,
+                          max_epochs=max_epochs)
+    with _run_lock(run_dir):
+        return _train_run(cfg, run_dir, resume=resume, progress=progress, test_sets=test_sets,
+                          max_epochs=max_epochs)
+
+
+def _train_run(cfg: Config, run_dir: Path, *, resume: bool, progress: bool, test_sets: tuple[str, ...],
+               max_epochs: int | None) -> dict:
     from bimodal.data import load_manifest
     from bimodal.embedding import load_embedding
 
     rank, world = init_distributed()
     t = cfg.train
-    run_dir = Path(run_dir) if run_dir else run_dir_for(cfg)
     summary_path = run_dir / "summary.json"
     if resume and summary_path.exists():
         return json.loads(summary_path.read_text())

@@ -131,6 +131,28 @@ def test_finished_run_is_cached(env):
     assert first["test2"]["sdr"]["n"] + first["test2"]["sdr"]["n_skipped"] == 6  # smoke: data.test_mixtures
 
 
+def test_a_run_being_trained_elsewhere_is_waited_for_not_trained_twice(env, tmp_path):
+    """Two notebooks of a parallel batch that need one run: the second waits for the first's lock, then returns the
+    first's summary instead of training (here a hand-written summary stands for the other process's result)."""
+    import threading
+
+    from bimodal.train import _run_lock, train_run
+
+    run_dir = tmp_path / "shared-run"
+    cfg = _cfg(train__epochs=1, train__method="mix_and_separate")
+    result = {}
+    with _run_lock(run_dir):  # "the other process" holds the run
+        waiter = threading.Thread(target=lambda: result.update(train_run(cfg, run_dir, progress=False)))
+        waiter.start()
+        waiter.join(timeout=2.0)
+        assert waiter.is_alive(), "train_run did not wait for the lock"
+        (run_dir / "summary.json").write_text(json.dumps({"finished": True, "by": "other process"}))
+    waiter.join(timeout=60)
+    assert not waiter.is_alive()
+    assert result == {"finished": True, "by": "other process"}
+    assert not (run_dir / "last.pt").exists()  # nothing was trained by the waiter
+
+
 def _ddp_worker(rank, world, init_file, cfg_dict, out_dir):
     import torch.distributed as dist
 
