@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from bimodal import losses as L
 from bimodal.config import Config, ConfigError, from_dict, get_config
-from bimodal.utils import atomic_torch_save, atomic_write_bytes, runs_root, seed_everything
+from bimodal.utils import atomic_torch_save, atomic_write_bytes, git_commit, runs_root, seed_everything
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -480,7 +480,7 @@ def finish_run(cfg: Config, run_dir: Path, embedding, *, test_sets=("test2",), b
     summary = {"finished": True, "run_dir": str(run_dir), "config_hash": cfg.hash(),
                "embedding_fingerprint": embedding_fingerprint(cfg), "profile": cfg.profile,
                "method": cfg.train.method, "seed": cfg.train.seed, "best_epoch": best["epoch"],
-               "best_val_sdr": best["sdr"]}
+               "best_val_sdr": best["sdr"], "git_commit": git_commit()}  # provenance: the code that finished it
     for name in test_sets:
         table, stats = evaluate(separator, embedding, cfg, name, progress=progress,
                                 limit=cfg.data.test_mixtures or None)

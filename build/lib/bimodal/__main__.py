@@ -1,0 +1,5 @@
+import sys
+
+from bimodal.cli import main
+
+sys.exit(main())

