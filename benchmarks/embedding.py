@@ -1,6 +1,6 @@
 """Speed of ``embed_audio`` forward + backward (the L_CNT path of a training step), per backend.
 
-    .venv/bin/python benchmarks/embedding.py [--threads 1] [--repeats 3] [--laion-batch 2] [--out results/]
+    .venv/bin/python benchmarks/embedding.py [--threads 1] [--repeats 3] [--laion-batch 2] [--no-step] [--out results/]
 
 Cases: the issue's batch of 32 six-second clips (65535 samples at 11,025 Hz), and the quick profile's per-step load
 (batch 16 MoMs × N=2 × K=2 = 64 single-source predictions of 32767 samples). Backends: the shipped surrogate, and
@@ -33,6 +33,10 @@ from bimodal.utils import results_root  # noqa: E402
 SR = 11025
 
 
+def _f(x: float, digits: int = 2) -> str:
+    return "–" if x != x else f"{x:.{digits}f}"  # NaN: not measured for this case
+
+
 def time_backend(emb, batch: int, samples: int, repeats: int) -> dict:
     """Median seconds of forward and of forward+backward for `batch` clips of `samples` at 11,025 Hz."""
     gen = torch.Generator().manual_seed(0)
@@ -53,12 +57,48 @@ def time_backend(emb, batch: int, samples: int, repeats: int) -> dict:
             "per_clip_ms": 1000 * float(np.median(total)) / batch}
 
 
+def time_quick_step(repeats: int) -> list[dict]:
+    """Forward + backward of one quick-profile training step of the proposed objective (16 MoMs, N=2, K=2), with
+    and without L_CNT: the difference is what the embedding costs inside a real step (the issue: L_CNT must not
+    dominate it). Needs the quick data (`bimodal data build --profile quick`)."""
+    from bimodal.config import get_config
+    from bimodal.data import MixtureDataset, collate_mixtures, load_manifest
+    from bimodal.embedding import load_embedding
+    from bimodal.train import Objective, _as_batch, build_separator
+
+    rows = []
+    for losses in ("url+cnt+crl", "url+crl"):
+        cfg = get_config("quick", {"train.method": "proposed", "train.losses": losses})
+        torch.manual_seed(0)
+        emb = load_embedding(cfg.embedding)
+        sep = build_separator(cfg, emb)
+        ds = MixtureDataset(cfg.data, load_manifest(cfg.data), "train", seed=0, items=cfg.train.batch_size)
+        ds.set_epoch(0)
+        batch = _as_batch(collate_mixtures([ds[i] for i in range(cfg.train.batch_size)]))
+        objective = Objective(cfg, sep, emb)
+        times = []
+        for _ in range(repeats + 1):
+            t0 = time.perf_counter()
+            loss, _ = objective(batch)
+            sep.zero_grad()
+            loss.backward()
+            times.append(time.perf_counter() - t0)
+        rows.append({"losses": losses, "step_s": float(np.median(times[1:]))})
+    with_cnt, without = rows
+    share = (with_cnt["step_s"] - without["step_s"]) / with_cnt["step_s"]
+    return [{"backend": "surrogate, inside a quick training step", "case": f"proposed step, {r['losses']}",
+             "batch": 64, "samples": 32767, "forward_s": float("nan"), "forward_backward_s": r["step_s"],
+             "per_clip_ms": float("nan"), "cnt_share_of_step": share if r["losses"] == "url+cnt+crl" else float("nan")}
+            for r in rows]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--laion-batch", type=int, default=2, help="0 skips LAION-CLAP")
     p.add_argument("--out", default=None)
+    p.add_argument("--no-step", dest="step", action="store_false", help="skip the quick training-step case")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = Path(args.out) if args.out else results_root()
@@ -73,6 +113,9 @@ def main(argv=None) -> int:
         rows.append({"backend": "surrogate" + ("" if ASSET.is_file() else " (random init)"), "case": case,
                      "batch": batch, "samples": samples, **r})
         print(rows[-1], flush=True)
+    if args.step:
+        rows += time_quick_step(args.repeats)
+        print(rows[-2:], flush=True)
     if args.laion_batch > 0:
         from bimodal.clap import LaionClapEmbedding, write_test_tokenizer
 
@@ -96,8 +139,13 @@ def main(argv=None) -> int:
              "backward = gradient w.r.t. the waveform.", "",
              "| backend | case | forward s | forward+backward s | ms per clip |", "|---|---|---|---|---|"]
     for r in df.itertuples():
-        lines.append(f"| {r.backend} | {r.case} | {r.forward_s:.2f} | {r.forward_backward_s:.2f} | "
-                     f"{r.per_clip_ms:.0f} |")
+        lines.append(f"| {r.backend} | {r.case} | {_f(r.forward_s)} | {r.forward_backward_s:.2f} | "
+                     f"{_f(r.per_clip_ms, 0)} |")
+    if "cnt_share_of_step" in df and df["cnt_share_of_step"].notna().any():
+        share = float(df["cnt_share_of_step"].dropna().iloc[0])
+        lines += ["", f"L_CNT (embedding forward + backward and the loss) takes {100 * share:.0f} % of a quick-profile "
+                      "training step of the proposed objective (step with L_URL + L_CNT + L_CRL minus step with "
+                      "L_URL + L_CRL, same batch and weights)."]
     (out / "benchmark_embedding.md").write_text("\n".join(lines) + "\n")
     print(df.to_string(index=False))
     return 0
