@@ -37,6 +37,8 @@ from bimodal import losses as L
 from bimodal.config import Config, ConfigError, from_dict, get_config
 from bimodal.utils import atomic_torch_save, atomic_write_bytes, git_commit, runs_root, seed_everything
 
+CODE_COMMIT = git_commit()  # the checkout this process imported (it may change while a long run trains)
+
 
 # ----------------------------------------------------------------------------------------------------------------
 # Distributed helpers (torchrun sets RANK / WORLD_SIZE / MASTER_ADDR; gloo on CPU, nccl on GPUs)
@@ -368,6 +370,7 @@ def _train_run(cfg: Config, run_dir: Path, *, resume: bool, progress: bool, test
     from bimodal.data import load_manifest
     from bimodal.embedding import load_embedding
 
+    commit = CODE_COMMIT
     rank, world = init_distributed()
     t = cfg.train
     summary_path = run_dir / "summary.json"
@@ -466,10 +469,11 @@ def _train_run(cfg: Config, run_dir: Path, *, resume: bool, progress: bool, test
 
     if epochs < t.epochs or rank != 0:
         return {"finished": False, "epoch": epochs - 1, "run_dir": str(run_dir)}
-    return finish_run(cfg, run_dir, embedding, test_sets=test_sets, best=best, progress=progress)
+    return finish_run(cfg, run_dir, embedding, test_sets=test_sets, best=best, progress=progress, commit=commit)
 
 
-def finish_run(cfg: Config, run_dir: Path, embedding, *, test_sets=("test2",), best: dict, progress=True) -> dict:
+def finish_run(cfg: Config, run_dir: Path, embedding, *, test_sets=("test2",), best: dict, progress=True,
+               commit: str | None = None) -> dict:
     """The one touch of the test set: evaluate best.pt (chosen on validation) and write summary.json."""
     from bimodal.model import Separator
 
@@ -480,7 +484,7 @@ def finish_run(cfg: Config, run_dir: Path, embedding, *, test_sets=("test2",), b
     summary = {"finished": True, "run_dir": str(run_dir), "config_hash": cfg.hash(),
                "embedding_fingerprint": embedding_fingerprint(cfg), "profile": cfg.profile,
                "method": cfg.train.method, "seed": cfg.train.seed, "best_epoch": best["epoch"],
-               "best_val_sdr": best["sdr"], "git_commit": git_commit()}  # provenance: the code that finished it
+               "best_val_sdr": best["sdr"], "git_commit": commit or CODE_COMMIT}  # provenance
     for name in test_sets:
         table, stats = evaluate(separator, embedding, cfg, name, progress=progress,
                                 limit=cfg.data.test_mixtures or None)
