@@ -10,10 +10,10 @@ import pandas as pd
 import torch
 
 
-def _save(fig, out):
+def _save(fig, out, dpi: int = 110):
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=110, bbox_inches="tight")
+        fig.savefig(out, dpi=dpi, bbox_inches="tight")
     return fig
 
 
@@ -111,4 +111,5 @@ def spectrogram_grid(rows: dict[str, dict[str, np.ndarray]], sample_rate: int, o
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, out)
+    # many noisy spectrogram panels compress badly (the 21-class grid: 1.9 MB at 110 dpi): keep committed PNGs small
+    return _save(fig, out, dpi=110 if n_rows * n_cols <= 16 else 64)
