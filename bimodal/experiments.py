@@ -486,7 +486,7 @@ def batch_runs(profile: str, since: float | None = None, write: bool = True) -> 
                     continue
                 s = json.loads(summary.read_text())
                 rows.append({"run": rid, "method": s.get("method"), "seed": s.get("seed"),
-                             "git_commit": s.get("git_commit", "not recorded (finished before 2026-11-24 04:30)"),
+                             "git_commit": s.get("git_commit", "not recorded (trained by code older than ee37352)"),
                              "train_seconds": round(float(s.get("train_seconds") or 0.0), 1),
                              "finished": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(summary.stat().st_mtime)),
                              "trained_in_batch": bool(since is not None and summary.stat().st_mtime >= since)})
