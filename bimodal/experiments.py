@@ -276,9 +276,7 @@ def collect_table(table_id: str, profile: str, seeds: list[int], cells: str = "c
         if cell.overrides is None:
             rows.append({**base, "status": f"not run: {cell.reason}"})
             continue
-        if cells == "core" and not cell.core:
-            rows.append({**base, "status": "not run: outside the core cells of this batch (cells='all' runs it)"})
-            continue
+        outside = cells == "core" and not cell.core  # not trained by this batch; reported if trained elsewhere
         values, ids = [], []
         for cfg in cell_configs(cell, profile, seeds):
             summary = _summary(cfg)
@@ -286,13 +284,15 @@ def collect_table(table_id: str, profile: str, seeds: list[int], cells: str = "c
                 values.append(summary[test_set]["sdr"][METRIC])
                 ids.append(Path(summary["run_dir"]).name)
         if not values:
-            rows.append({**base, "status": "not run: not trained yet"})
+            rows.append({**base, "status": "not run: outside the core cells of this batch (cells='all' runs it)"
+                         if outside else "not run: not trained yet"})
             continue
         mean = sum(values) / len(values)
         std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else float("nan")
         rows.append({**base, "here_mean": round(mean, 3), "here_std": round(std, 3), "n_seeds": len(values),
-                     "run_ids": " ".join(ids), "status": "ok" if len(values) == len(seeds) else
-                     f"partial: {len(values)} of {len(seeds)} seeds"})
+                     "run_ids": " ".join(ids), "status": ("ok" if len(values) == len(seeds) else
+                     f"partial: {len(values)} of {len(seeds)} seeds") + (" (outside the core cells: trained by "
+                     "cells='all' or another table)" if outside else "")})
     df = pd.DataFrame(rows, columns=["table", "row", "column", "paper", "here_mean", "here_std", "n_seeds",
                                      "profile", "run_ids", "status"])
     if write:
@@ -314,7 +314,7 @@ def collect_metrics(table_id: str, profile: str, seeds: list[int], cells: str = 
 
     rows = []
     for cell in TABLES[table_id].cells:
-        if cell.overrides is None or (cells == "core" and not cell.core):
+        if cell.overrides is None:
             continue
         summaries = [s[test_set] for cfg in cell_configs(cell, profile, seeds)
                      if (s := _summary(cfg)) and test_set in s]

@@ -1,0 +1,91 @@
+"""The experiment registry: shared runs are one config, tables collect what the runs measured (here: hand-written
+summaries in a temporary runs folder), and the batch run list tells trained from reused runs."""
+import json
+import os
+import time
+
+import pytest
+
+from bimodal import experiments as X
+from bimodal.train import run_dir_for
+
+
+@pytest.fixture()
+def roots(tmp_path, monkeypatch):
+    monkeypatch.setenv("BIMODAL_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("BIMODAL_RESULTS", str(tmp_path / "results"))
+    return tmp_path
+
+
+def _cell(table: str, row: str, column: str) -> X.Cell:
+    return next(c for c in X.TABLES[table].cells if c.row == row and c.column == column)
+
+
+def _fake_summary(cfg, sdr: float, sir: float = 1.0) -> str:
+    """A finished run as train_run leaves it, with made-up metrics (the registry only reads summary.json)."""
+    run_dir = run_dir_for(cfg)
+    run_dir.mkdir(parents=True)
+    stat = lambda v: {"mean": v, "median": v, "std": 0.0, "n": 10, "n_skipped": 0}  # noqa: E731
+    (run_dir / "summary.json").write_text(json.dumps({
+        "finished": True, "run_dir": str(run_dir), "method": cfg.train.method, "seed": cfg.train.seed,
+        "train_seconds": 100.0 + cfg.train.seed, "test2": {"sdr": stat(sdr), "sir": stat(sir)}}))
+    return run_dir.name
+
+
+def test_shared_cells_are_one_run():
+    # the L_URL-only row of Table 8 is Table 1's CLAPSep* 2-source cell; (c) of the three-way result is Table 1's
+    # proposed 2-source cell: one config hash each, so they train once
+    pairs = [(("table8", "L_URL", "2-source"), ("table1", "CLAPSep* (mix-and-separate)", "2-source")),
+             (("three_way", "(c) proposed", "2-source test"), ("table1", "Proposed (bi-modal CLAP)", "2-source"))]
+    for a, b in pairs:
+        ca, cb = X.cell_configs(_cell(*a), "quick", [0])[0], X.cell_configs(_cell(*b), "quick", [0])[0]
+        assert ca.hash() == cb.hash()
+    planned = X.planned_runs(["table1", "table8", "three_way"], "quick", [0], "all")
+    assert len({c.hash() for c in planned}) == len(planned)
+
+
+def test_collect_table_reports_mean_std_and_why_a_cell_is_empty(roots):
+    table = "three_way"
+    sup, mas = _cell(table, "(a) supervised", "2-source test"), _cell(table, "(b) mix-and-separate", "2-source test")
+    for seed, sdr in ((0, 7.0), (1, 8.0), (2, 9.0)):
+        _fake_summary(X.cell_configs(sup, "quick", [seed])[0], sdr)
+    _fake_summary(X.cell_configs(mas, "quick", [0])[0], 5.0)
+    df = X.collect_table(table, "quick", [0, 1, 2], "all").set_index("row")
+    assert df.loc["(a) supervised", "here_mean"] == pytest.approx(8.0)
+    assert df.loc["(a) supervised", "here_std"] == pytest.approx(1.0)  # sample std of 7, 8, 9
+    assert df.loc["(a) supervised", "n_seeds"] == 3 and df.loc["(a) supervised", "status"] == "ok"
+    assert df.loc["(b) mix-and-separate", "status"] == "partial: 1 of 3 seeds"
+    assert df.loc["(c) proposed", "status"] == "not run: not trained yet"
+    assert (roots / "results" / "three_way.csv").exists() and (roots / "results" / "three_way.md").exists()
+    metrics = X.collect_metrics(table, "quick", [0, 1, 2], "all")
+    sir = metrics.query("row == '(a) supervised' and metric == 'sir' and over_mixtures == 'mean'")
+    assert len(sir) == 1 and sir["n_seeds"].iloc[0] == 3
+
+
+def test_core_batches_report_runs_outside_their_cells_only_if_trained(roots):
+    table = "diagnosis"
+    outside = [c for c in X.TABLES[table].cells if not c.core]
+    assert outside, "the diagnosis table declares variants for cells='all'"
+    _fake_summary(X.cell_configs(outside[0], "quick", [0])[0], 4.0)
+    df = X.collect_table(table, "quick", [0], "core", write=False).set_index("row")
+    assert df.loc[outside[0].row, "here_mean"] == pytest.approx(4.0)
+    assert "outside the core cells" in df.loc[outside[0].row, "status"]
+    assert df.loc[outside[1].row, "status"].startswith("not run: outside the core cells")
+    not_runnable = next(c for c in X.TABLES["table1"].cells if c.overrides is None)
+    t1 = X.collect_table("table1", "quick", [0], "core", write=False).set_index(["row", "column"])
+    assert t1.loc[(not_runnable.row, not_runnable.column), "status"] == f"not run: {not_runnable.reason}"
+
+
+def test_batch_runs_tells_trained_from_reused(roots):
+    cells = [_cell("three_way", "(a) supervised", "2-source test"),
+             _cell("three_way", "(b) mix-and-separate", "2-source test")]
+    old = _fake_summary(X.cell_configs(cells[0], "quick", [0])[0], 7.0)
+    past = time.time() - 3600
+    os.utime(roots / "runs" / old / "summary.json", (past, past))
+    since = time.time() - 60
+    new = _fake_summary(X.cell_configs(cells[1], "quick", [0])[0], 6.0)
+    X.collect_table("three_way", "quick", [0], "all")
+    runs = X.batch_runs("quick", since=since).set_index("run")
+    assert not runs.loc[old, "trained_in_batch"] and runs.loc[new, "trained_in_batch"]
+    assert runs.loc[old, "train_seconds"] == pytest.approx(100.0)
+    assert (roots / "results" / "quick_batch_runs.csv").exists()
