@@ -1,5 +1,0 @@
-import sys
-
-from bimodal.cli import main
-
-sys.exit(main())
