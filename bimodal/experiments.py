@@ -473,7 +473,7 @@ def batch_runs(profile: str, since: float | None = None, write: bool = True) -> 
     them all, so this is what a batch's wall-clock time does not show when runs were cached."""
     from bimodal.utils import runs_root
 
-    rows = []
+    rows, seen = [], set()
     for tid in TABLES:
         path = results_root() / f"{tid}.csv"
         if not path.exists():
@@ -482,14 +482,15 @@ def batch_runs(profile: str, since: float | None = None, write: bool = True) -> 
         for ids in df.loc[df["profile"] == profile, "run_ids"].dropna():
             for rid in str(ids).split():
                 summary = runs_root() / rid / "summary.json"
-                if not summary.exists() or any(r["run"] == rid for r in rows):
+                if rid in seen or not summary.exists():
                     continue
-                s = json.loads(summary.read_text())
+                seen.add(rid)
+                s, finished = json.loads(summary.read_text()), summary.stat().st_mtime
                 rows.append({"run": rid, "method": s.get("method"), "seed": s.get("seed"),
                              "git_commit": s.get("git_commit", "not recorded (trained by code older than ee37352)"),
                              "train_seconds": round(float(s.get("train_seconds") or 0.0), 1),
-                             "finished": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(summary.stat().st_mtime)),
-                             "trained_in_batch": bool(since is not None and summary.stat().st_mtime >= since)})
+                             "finished": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(finished)),
+                             "trained_in_batch": bool(since is not None and finished >= since)})
     out = pd.DataFrame(rows, columns=["run", "method", "seed", "git_commit", "train_seconds", "finished",
                                       "trained_in_batch"])
     if write and not out.empty:

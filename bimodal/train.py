@@ -357,10 +357,8 @@ def train_run(cfg: Config, run_dir: str | Path | None = None, *, resume: bool = 
     run_dir = Path(run_dir) if run_dir else run_dir_for(cfg)
     if resume and (run_dir / "summary.json").exists():
         return json.loads((run_dir / "summary.json").read_text())
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        return _train_run(cfg, run_dir, resume=resume, progress=progress, test_sets=test_sets,
-                          max_epochs=max_epochs)
-    with _run_lock(run_dir):
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    with contextlib.nullcontext() if distributed else _run_lock(run_dir):
         return _train_run(cfg, run_dir, resume=resume, progress=progress, test_sets=test_sets,
                           max_epochs=max_epochs)
 
@@ -370,7 +368,6 @@ def _train_run(cfg: Config, run_dir: Path, *, resume: bool, progress: bool, test
     from bimodal.data import load_manifest
     from bimodal.embedding import load_embedding
 
-    commit = CODE_COMMIT
     rank, world = init_distributed()
     t = cfg.train
     summary_path = run_dir / "summary.json"
@@ -469,11 +466,10 @@ def _train_run(cfg: Config, run_dir: Path, *, resume: bool, progress: bool, test
 
     if epochs < t.epochs or rank != 0:
         return {"finished": False, "epoch": epochs - 1, "run_dir": str(run_dir)}
-    return finish_run(cfg, run_dir, embedding, test_sets=test_sets, best=best, progress=progress, commit=commit)
+    return finish_run(cfg, run_dir, embedding, test_sets=test_sets, best=best, progress=progress)
 
 
-def finish_run(cfg: Config, run_dir: Path, embedding, *, test_sets=("test2",), best: dict, progress=True,
-               commit: str | None = None) -> dict:
+def finish_run(cfg: Config, run_dir: Path, embedding, *, test_sets=("test2",), best: dict, progress=True) -> dict:
     """The one touch of the test set: evaluate best.pt (chosen on validation) and write summary.json."""
     from bimodal.model import Separator
 
@@ -484,7 +480,7 @@ def finish_run(cfg: Config, run_dir: Path, embedding, *, test_sets=("test2",), b
     summary = {"finished": True, "run_dir": str(run_dir), "config_hash": cfg.hash(),
                "embedding_fingerprint": embedding_fingerprint(cfg), "profile": cfg.profile,
                "method": cfg.train.method, "seed": cfg.train.seed, "best_epoch": best["epoch"],
-               "best_val_sdr": best["sdr"], "git_commit": commit or CODE_COMMIT}  # provenance
+               "best_val_sdr": best["sdr"], "git_commit": CODE_COMMIT}  # provenance
     for name in test_sets:
         table, stats = evaluate(separator, embedding, cfg, name, progress=progress,
                                 limit=cfg.data.test_mixtures or None)
