@@ -11,7 +11,7 @@ STAMP := $(VENV)/.bimodal-installed
 SYS_PACKAGES := fluidsynth libfluidsynth3 fluid-soundfont-gm
 PROFILE ?= quick
 # notebooks run in parallel after 00 and 01 (one per core; each kernel gets its share of the cores)
-JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+JOBS ?= 0  # 0 = one per CPU this process may use (affinity and cgroup quota)
 
 # Never touch the network for models; headless plotting.
 export HF_HUB_OFFLINE := 1
@@ -55,9 +55,9 @@ data: setup
 # nbval then re-runs those executed copies (their injected parameters keep them in the smoke profile).
 test: setup
 	@start=$$(date +%s); \
-	$(PY) -m pytest -q tests -p no:cacheprovider && \
+	$(PY) -m pytest -v --durations=15 tests -p no:cacheprovider && \
 	BIMODAL_RESULTS=outputs/results-smoke BIMODAL_FIGURES=outputs/figures-smoke \
-	  $(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:cacheprovider outputs/notebooks-smoke && \
+	  $(PY) -m pytest -v --durations=10 --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider outputs/notebooks-smoke && \
 	$(PY) -m bimodal readme --time "test suite + notebooks (after setup)" "make test" $$(( $$(date +%s) - start ))
 
 test-fast: setup

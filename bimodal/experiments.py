@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from bimodal.config import get_config
-from bimodal.utils import REPO_ROOT, results_root
+from bimodal.utils import REPO_ROOT, available_cpus, results_root
 
 # ----------------------------------------------------------------------------------------------------------------
 # Declarations
@@ -405,9 +405,11 @@ def notebooks(only: list[str] | None = None) -> list[Path]:
     return paths
 
 
-def run_notebook(path: Path, out_dir: Path, parameters: dict) -> dict:
+def run_notebook(path: Path, out_dir: Path, parameters: dict, cell_timeout: float | None = None) -> dict:
     """Execute one notebook with papermill; never raises: returns status, seconds and, on failure, the cell and
-    error so that the batch can go on with the others."""
+    error so that the batch can go on with the others. `cell_timeout` (seconds) fails a cell that runs longer
+    (the tests set one, so a hung kernel fails with its cell named instead of stalling CI; the batch does not:
+    quick-profile training cells run for an hour)."""
     import papermill as pm
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -415,7 +417,7 @@ def run_notebook(path: Path, out_dir: Path, parameters: dict) -> dict:
     t0 = time.time()
     try:
         pm.execute_notebook(str(path), str(out), parameters=parameters, kernel_name="python3",
-                            cwd=str(path.parent), progress_bar=False)
+                            cwd=str(path.parent), progress_bar=False, execution_timeout=cell_timeout)
         return {"notebook": path.name, "status": "ok", "seconds": round(time.time() - t0, 1), "output": str(out)}
     except Exception as exc:  # PapermillExecutionError carries the failing cell; anything else is reported too
         cell = getattr(exc, "exec_count", None)
@@ -439,7 +441,7 @@ def reproduce(profile: str = "quick", only: list[str] | None = None, jobs: int =
     if jobs > 1 and len(rest) > 1:
         # the kernels inherit the environment: share the cores between the parallel notebooks instead of letting
         # each one's torch take all of them (the quick models are small; oversubscribed threads only contend)
-        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // min(jobs, len(rest)))))
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, available_cpus() // min(jobs, len(rest)))))
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             futures = [pool.submit(run_notebook, p, out_dir, params) for p in rest]
             reports += [f.result() for f in as_completed(futures)]
@@ -502,10 +504,11 @@ def reproduce_cli(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="bimodal reproduce", description="papermill batch of the notebooks")
     p.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"])
     p.add_argument("--only", default="", help="comma-separated notebook numbers, e.g. 02,04")
-    p.add_argument("-j", "--jobs", type=int, default=1, help="notebooks run in parallel (after 00 and 01)")
+    p.add_argument("-j", "--jobs", type=int, default=1,
+                   help="notebooks run in parallel after 00 and 01 (0 = one per available CPU)")
     p.add_argument("--out", default=None, help="output folder (default outputs/notebooks-<profile>)")
     args = p.parse_args(argv)
-    report = reproduce(args.profile, [s for s in args.only.split(",") if s], args.jobs, args.out)
+    report = reproduce(args.profile, [s for s in args.only.split(",") if s], args.jobs or available_cpus(), args.out)
     for r in report.itertuples():
         line = f"{r.notebook:<32} {r.status:<7} {r.seconds:>8} s"
         if r.status != "ok":
@@ -597,11 +600,10 @@ def update_readme(path: str | Path = REPO_ROOT / "README.md") -> None:
 def record_timing(what: str, command: str, seconds: float) -> None:
     """Append (or replace) a measured wall-clock time in results/timings.csv."""
     import platform
-    import os as _os
 
     path = results_root() / "timings.csv"
     row = {"what": what, "command": command, "seconds": round(seconds, 1),
-           "machine": f"{_os.cpu_count()}-core {platform.machine()} CPU", "date": time.strftime("%Y-%m-%d")}
+           "machine": f"{available_cpus()}-core {platform.machine()} CPU", "date": time.strftime("%Y-%m-%d")}
     df = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=list(row))
     df = pd.concat([df[df["what"] != what], pd.DataFrame([row])], ignore_index=True)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,36 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def available_cpus(cgroup: str | Path = "/sys/fs/cgroup") -> int:
+    """The CPUs this process may really use: its affinity mask, further capped by a cgroup CPU quota.
+    os.cpu_count() and torch's default thread count see every CPU of the host, so in a container limited by a
+    quota (a CI runner, say) they oversubscribe it; hand-written because neither os nor torch reads the quota."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    quota = None
+    try:  # cgroup v2: "max 100000" or "200000 100000"
+        limit, period = (Path(cgroup) / "cpu.max").read_text().split()[:2]
+        quota = None if limit == "max" else int(limit) / int(period)
+    except (OSError, ValueError):
+        try:  # cgroup v1
+            limit = int((Path(cgroup) / "cpu" / "cpu.cfs_quota_us").read_text())
+            period = int((Path(cgroup) / "cpu" / "cpu.cfs_period_us").read_text())
+            quota = limit / period if limit > 0 else None
+        except (OSError, ValueError):
+            pass
+    return max(1, min(cpus, int(quota)) if quota else cpus)
+
+
+def cap_torch_threads() -> int:
+    """Give torch no more intra-op threads than available_cpus() unless OMP_NUM_THREADS says otherwise (tiny
+    models on an oversubscribed quota spend their time spinning and being throttled). Returns the thread count."""
+    if not os.environ.get("OMP_NUM_THREADS") and torch.get_num_threads() > available_cpus():
+        torch.set_num_threads(available_cpus())
+    return torch.get_num_threads()
+
+
+cap_torch_threads()
+
+
 def data_root(configured: str = "") -> Path:
     """Where generated datasets live: the config value, else $BIMODAL_DATA, else <repo>/data."""
     return Path(configured or os.environ.get("BIMODAL_DATA") or REPO_ROOT / "data")

@@ -1,3 +1,4 @@
+import os
 import pytest
 
 from bimodal.config import ConfigError, get_config, from_dict, PROFILES
@@ -37,3 +38,35 @@ def test_bad_config_names_the_field(overrides, field):
 def test_unknown_profile():
     with pytest.raises(ConfigError, match="unknown profile"):
         get_config("huge")
+
+
+def test_available_cpus_reads_the_cgroup_quota(tmp_path):
+    from bimodal.utils import available_cpus
+
+    affinity = len(os.sched_getaffinity(0))
+    assert available_cpus(tmp_path) == affinity  # no cgroup files: the affinity mask
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert available_cpus(tmp_path) == affinity  # v2, no quota
+    (tmp_path / "cpu.max").write_text("50000 100000\n")
+    assert available_cpus(tmp_path) == 1  # half a CPU still gets one thread
+    (tmp_path / "cpu.max").write_text(f"{100000 * (affinity + 8)} 100000\n")
+    assert available_cpus(tmp_path) == affinity  # a quota above the mask does not add CPUs
+    (tmp_path / "cpu.max").unlink()
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("100000\n")
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert available_cpus(tmp_path) == 1  # v1
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    assert available_cpus(tmp_path) == affinity  # v1, no quota
+
+
+def test_hang_dump_writes_the_stacks_of_a_stuck_process(tmp_path):
+    # the notebook tests rely on this to show where a hung kernel was
+    import subprocess
+    import sys
+
+    dump = tmp_path / "stacks.txt"
+    env = {**os.environ, "BIMODAL_HANG_DUMP": f"0.3:{dump}"}
+    subprocess.run([sys.executable, "-c", "import bimodal, time\ndef stuck_here():\n    time.sleep(1.2)\nstuck_here()"],
+                   env=env, check=True, timeout=60)
+    assert "stuck_here" in dump.read_text()

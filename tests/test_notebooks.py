@@ -36,9 +36,19 @@ def test_notebooks_are_committed_clean_with_a_parameters_cell():
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_in_smoke_profile(path: Path):
-    report = run_notebook(path, OUT, {"profile": "smoke"})
+    # A smoke cell takes seconds: 600 s means a hang. The failure then names the cell and shows the kernel's
+    # stacks, which the kernel dumps every 240 s (BIMODAL_HANG_DUMP, read by bimodal/__init__.py).
+    OUT.mkdir(parents=True, exist_ok=True)
+    stacks = OUT / f"{path.stem}.stacks.txt"
+    stacks.unlink(missing_ok=True)
+    os.environ["BIMODAL_HANG_DUMP"] = f"240:{stacks}"
+    try:
+        report = run_notebook(path, OUT, {"profile": "smoke"}, cell_timeout=600)
+    finally:
+        del os.environ["BIMODAL_HANG_DUMP"]
+    dumped = stacks.read_text()[-6000:] if stacks.exists() else ""
     assert report["status"] == "ok", f"{path.name} failed at cell {report.get('cell')}: {report.get('error')}\n" \
-                                     f"{report.get('traceback', '')}"
+                                     f"{report.get('traceback', '')}\nkernel stacks:\n{dumped}"
     executed = json.loads((OUT / path.name).read_text())
     errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
