@@ -128,7 +128,10 @@ class ListeningTest:
 
     def table(self) -> pd.DataFrame:
         """Percent Correct (A) / Wrong (B) / Both / None per model, from every answer in the CSV."""
-        return answers_table(pd.read_csv(self.answers_csv)) if self.answers_csv.exists() else pd.DataFrame()
+        if not self.answers_csv.exists():
+            return pd.DataFrame()
+        # keep_default_na=False: pandas would read the answer "None" as a missing value and drop it from the table
+        return answers_table(pd.read_csv(self.answers_csv, keep_default_na=False))
 
     def proxy_table(self, margin: float = 0.05, floor: float = 0.0) -> pd.DataFrame:
         """An AUTOMATIC PROXY of the listening test, not a listening test: the embedding model "hears" each
@@ -150,7 +153,8 @@ class ListeningTest:
         from IPython.display import display
 
         out = w.Output()
-        buttons = [w.Button(description=c) for c in CHOICES]
+        buttons = [w.Button(description=c, disabled=True) for c in CHOICES]
+        start = w.Button(description="Start", button_style="primary")
 
         def show():
             out.clear_output()
@@ -164,10 +168,18 @@ class ListeningTest:
                       "Which sound do you hear?")
                 display(_audio(t["estimate"], self.sample_rate))
 
+        def begin(_):
+            start.disabled = True
+            for b in buttons:
+                b.disabled = False
+            show()
+
         for b in buttons:
             b.on_click(lambda btn: (self.answer(btn.description, listener), show()))
-        show()
-        return w.VBox([w.HBox(buttons), out])
+        # The first trial plays on "Start", not when the cell runs: the listener is ready, and a batch run of the
+        # notebook (papermill, no one listening) never separates into an output widget.
+        start.on_click(begin)
+        return w.VBox([w.HBox([start, *buttons]), out])
 
 
 def answers_table(answers: pd.DataFrame) -> pd.DataFrame:
