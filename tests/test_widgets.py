@@ -81,3 +81,26 @@ def test_player_needs_a_mixture_first():
     assert player.load_item(0) == ["piano", "violin"]
     estimate = player.separate("The sound of piano")["x"]
     assert estimate.shape == (RATE,) and abs(estimate - 0.5 * player.mixture).max() < 1e-6
+
+
+def test_player_button_shows_audio_and_a_figure(monkeypatch):
+    # what a click in JupyterLab does, driven from code: the "Separate" callback displays audio and spectrograms
+    pytest.importorskip("ipywidgets")
+    import IPython.display
+    import matplotlib
+    from IPython.display import Audio
+
+    matplotlib.use("Agg")
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda *objs, **kw: shown.extend(objs))
+    player = SeparationPlayer({"x": HalfModel(), "y": HalfModel()}, PromptEmbedding(), dataset(), RATE)
+    box = player.widget()
+    (picker, path), (prompt, go) = box.children[0].children, box.children[1].children
+    picker.value, prompt.value = 1, "The sound of violin"
+    go.click()
+    audio = [o for o in shown if isinstance(o, Audio)]
+    figures = [o for o in shown if isinstance(o, matplotlib.figure.Figure)]
+    assert len(audio) == 3 and len(figures) == 1  # mixture and two estimates; one spectrogram grid
+    # the grid has the mixture, both estimates and the ground truth of the prompted class
+    titles = " | ".join(ax.get_title() for ax in figures[0].axes)
+    assert "ground truth (violin)" in titles and "y: estimate" in titles, titles
