@@ -142,7 +142,8 @@ def test_a_run_being_trained_elsewhere_is_waited_for_not_trained_twice(env, tmp_
     cfg = _cfg(train__epochs=1, train__method="mix_and_separate")
     result = {}
     with _run_lock(run_dir):  # "the other process" holds the run
-        waiter = threading.Thread(target=lambda: result.update(train_run(cfg, run_dir, progress=False)))
+        waiter = threading.Thread(target=lambda: result.update(train_run(cfg, run_dir, progress=False)),
+                                  daemon=True)  # a waiter stuck on a broken lock must not keep pytest alive
         waiter.start()
         waiter.join(timeout=2.0)
         assert waiter.is_alive(), "train_run did not wait for the lock"
@@ -201,7 +202,14 @@ def test_two_gloo_processes_match_one_process_on_the_combined_batch(env, tmp_pat
 
     cfg = _cfg(train__gather_negatives=True)
     load_manifest(cfg.data)  # build the data once, before the workers start
-    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), cfg.to_dict(), str(tmp_path)), nprocs=2, join=True)
+    workers = mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), cfg.to_dict(), str(tmp_path)), nprocs=2,
+                       join=False)
+    deadline = time.monotonic() + 300  # seconds here; a gloo rendezvous that never completes must fail, not hang
+    while not workers.join(timeout=5):
+        if time.monotonic() > deadline:
+            for proc in workers.processes:
+                proc.kill()
+            pytest.fail("the two gloo processes did not finish within 300 s")
     emb = load_embedding(cfg.embedding)
     torch.manual_seed(0)
     sep = build_separator(cfg, emb)
