@@ -36,7 +36,9 @@ def test_shared_cells_are_one_run():
     # the L_URL-only row of Table 8 is Table 1's CLAPSep* 2-source cell; (c) of the three-way result is Table 1's
     # proposed 2-source cell: one config hash each, so they train once
     pairs = [(("table8", "L_URL", "2-source"), ("table1", "CLAPSep* (mix-and-separate)", "2-source")),
-             (("three_way", "(c) proposed", "2-source test"), ("table1", "Proposed (bi-modal CLAP)", "2-source"))]
+             (("three_way", "(c) proposed", "2-source test"), ("table1", "Proposed (bi-modal CLAP)", "2-source")),
+             (("three_way", "(c') proposed, single sources predicted from the MoM (authors' code)", "2-source test"),
+              ("diagnosis", "(c) single sources predicted from the MoM (authors' code)", "2-source test"))]
     for a, b in pairs:
         ca, cb = X.cell_configs(_cell(*a), "quick", [0])[0], X.cell_configs(_cell(*b), "quick", [0])[0]
         assert ca.hash() == cb.hash()
