@@ -53,15 +53,16 @@ data: setup
 
 # tests/test_notebooks.py executes every notebook with papermill in the smoke profile into outputs/notebooks-smoke;
 # nbval then re-runs those executed copies (their injected parameters keep them in the smoke profile).
+# One torch thread per process (kernels inherit it): on a loaded 2-core machine two threads made smoke runs 4x slower.
 test: setup
-	@start=$$(date +%s); \
+	@start=$$(date +%s); export OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1}; \
 	$(PY) -m pytest -v --durations=15 tests -p no:cacheprovider && \
 	BIMODAL_RESULTS=outputs/results-smoke BIMODAL_FIGURES=outputs/figures-smoke \
 	  $(PY) -m pytest -v --durations=10 --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider outputs/notebooks-smoke && \
 	$(PY) -m bimodal readme --time "test suite + notebooks (after setup)" "make test" $$(( $$(date +%s) - start ))
 
 test-fast: setup
-	$(PY) -m pytest -q tests -m "not slow" -p no:cacheprovider
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q tests -m "not slow" -p no:cacheprovider
 
 reproduce: setup
 	@start=$$(date +%s); \

@@ -1,5 +1,9 @@
 import os
 
+# One torch thread per process in the tests (before torch is imported; the notebook kernels and subprocesses inherit
+# it). The smoke models are tiny: a second thread gains nothing, and when another process holds a core (a loaded CI
+# runner) OpenMP's spinning barriers made a smoke training run 4x slower here and the suite miss CI's time limit.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
