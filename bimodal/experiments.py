@@ -433,8 +433,10 @@ def run_notebook(path: Path, out_dir: Path, parameters: dict, cell_timeout: floa
 
 def reproduce(profile: str = "quick", only: list[str] | None = None, jobs: int = 1,
               out_dir: str | Path | None = None, extra_parameters: dict | None = None) -> pd.DataFrame:
-    """Run the numbered notebooks with papermill (in parallel with `jobs` > 1), then render all tables."""
+    """Run the numbered notebooks with papermill (in parallel with `jobs` > 1; 0 = one per available CPU), then
+    render all tables."""
     out_dir = Path(out_dir or REPO_ROOT / "outputs" / f"notebooks-{profile}")
+    jobs = jobs or available_cpus()  # 0 = one notebook per CPU this process may use
     params = {"profile": profile, **(extra_parameters or {})}
     paths = notebooks(only)
     # 00 (data) and 01 (embedding) prepare what the others use: run them first, in order.
@@ -512,7 +514,7 @@ def reproduce_cli(argv: list[str]) -> int:
                    help="notebooks run in parallel after 00 and 01 (0 = one per available CPU)")
     p.add_argument("--out", default=None, help="output folder (default outputs/notebooks-<profile>)")
     args = p.parse_args(argv)
-    report = reproduce(args.profile, [s for s in args.only.split(",") if s], args.jobs or available_cpus(), args.out)
+    report = reproduce(args.profile, [s for s in args.only.split(",") if s], args.jobs, args.out)
     for r in report.itertuples():
         line = f"{r.notebook:<32} {r.status:<7} {r.seconds:>8} s"
         if r.status != "ok":

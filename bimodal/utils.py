@@ -39,8 +39,10 @@ def available_cpus(cgroup: str | Path = "/sys/fs/cgroup") -> int:
 def cap_torch_threads() -> int:
     """Give torch no more intra-op threads than available_cpus() unless OMP_NUM_THREADS says otherwise (tiny
     models on an oversubscribed quota spend their time spinning and being throttled). Returns the thread count."""
-    if not os.environ.get("OMP_NUM_THREADS") and torch.get_num_threads() > available_cpus():
-        torch.set_num_threads(available_cpus())
+    if not os.environ.get("OMP_NUM_THREADS"):
+        cpus = available_cpus()
+        if torch.get_num_threads() > cpus:
+            torch.set_num_threads(cpus)
     return torch.get_num_threads()
 
 
