@@ -81,7 +81,14 @@ class EmbeddingConfig:
     mix_prob: float = 0.2  # share of training items that are 2-source mixtures (target: both classes)
     leak_prob: float = 0.15  # share with a faint second source at -25..-12 dB (target: the main class)
     add_weight: float = 1.0  # weight of the mixture additivity loss (ε_A(a+b) ≈ normalise(ε_A(a) + ε_A(b)))
+    # SoundFonts of the surrogate's corpus, comma-separated names of bimodal.synth.CORPUS_SOUNDFONTS (never FluidR3,
+    # the separator's): each renders the same scores, so a second one adds timbres of the same labels
+    soundfonts: str = "timgm6mb"
     seed: int = 0
+
+    @property
+    def soundfont_list(self) -> list[str]:
+        return [s.strip() for s in self.soundfonts.split(",") if s.strip()]
 
 
 @dataclass
@@ -273,6 +280,12 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"config field 'embedding.add_weight' must be ≥ 0, got {e.add_weight}")
     if e.pool not in ("meanmax", "mean", "late"):
         raise ConfigError(f"config field 'embedding.pool': {e.pool!r} is not 'meanmax', 'mean' or 'late'")
+    from bimodal.synth import CORPUS_SOUNDFONTS
+
+    unknown = [sf for sf in e.soundfont_list if sf not in CORPUS_SOUNDFONTS]
+    if unknown or not e.soundfont_list or len(set(e.soundfont_list)) < len(e.soundfont_list):
+        raise ConfigError(f"config field 'embedding.soundfonts': {e.soundfonts!r} must name distinct corpus "
+                          f"SoundFonts among {', '.join(CORPUS_SOUNDFONTS)} (comma-separated)")
     if not 0 < e.crop_min <= e.crop_max or e.lr <= 0:
         raise ConfigError("config fields 'embedding.crop_min' ≤ 'embedding.crop_max' and 'embedding.lr' must be > 0")
     if d.train_subset not in ("all", "single", "mixture"):

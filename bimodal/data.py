@@ -32,7 +32,7 @@ import torch
 from bimodal.audio import AudioError, audio_info, load_audio, save_audio
 from bimodal.config import ConfigError, DataConfig, get_config
 from bimodal.synth import (CLASSES, Melody, captions_for, embedding_labels, group_unit, melody_pool,
-                           mixture_prompt, render_clip, single_prompt, slug, timgm6mb_path)
+                           corpus_soundfont, mixture_prompt, render_clip, single_prompt, slug)
 from bimodal.utils import atomic_write_bytes, data_root, results_root
 
 __all__ = ["CLASSES", "single_prompt", "mixture_prompt", "build_synthmusic21", "load_manifest",
@@ -80,8 +80,10 @@ def synthmusic21_dir(cfg: DataConfig) -> Path:
     return data_root(cfg.root) / "synthmusic21" / synth_key(cfg)
 
 
-def embedding_dir(cfg: DataConfig) -> Path:
-    return data_root(cfg.root) / "embedding_corpus" / synth_key(cfg)
+def embedding_dir(cfg: DataConfig, soundfont: str = "timgm6mb") -> Path:
+    """Folder of the embedding corpus rendered with one corpus SoundFont (TimGM6mb keeps the folder it always had)."""
+    base = data_root(cfg.root) / "embedding_corpus" / synth_key(cfg)
+    return base if soundfont == "timgm6mb" else base.with_name(f"{base.name}-{soundfont}")
 
 
 @lru_cache(maxsize=8)
@@ -179,20 +181,24 @@ def build_synthmusic21(cfg: DataConfig, profile: str | None = None, *, verbose: 
 
 
 def build_embedding_corpus(profile: str, root: Path | str | None = None, *, verbose: bool = True,
-                           labels: tuple[str, ...] | None = None, workers: int = 1) -> pd.DataFrame:
-    """The joint-embedding pretraining corpus: TimGM6mb timbres, the 21 classes + extra GM / percussion / SFX
-    labels, varied captions, melodies disjoint from SynthMUSIC-21's. Columns: path (absolute), label, caption,
-    captions ('|'-joined variants), melody_id, split (train|val), idx, group, tempo, sha256."""
+                           labels: tuple[str, ...] | None = None, workers: int = 1,
+                           soundfont: str = "timgm6mb") -> pd.DataFrame:
+    """The joint-embedding pretraining corpus in one SoundFont (`soundfont`, a name of
+    bimodal.synth.CORPUS_SOUNDFONTS; never FluidR3): the 21 classes + extra GM / percussion / SFX labels, varied
+    captions, melodies disjoint from SynthMUSIC-21's. Every SoundFont renders the same scores, so its clips differ
+    from TimGM6mb's in timbre only. Columns: path (absolute), label, caption, captions ('|'-joined variants),
+    melody_id, split (train|val), idx, group, tempo, sha256."""
     cfg = get_config(profile).data
     if root is not None:
         cfg.root = str(root)
-    out_dir = embedding_dir(cfg)
+    sf2 = corpus_soundfont(soundfont)
+    out_dir = embedding_dir(cfg, soundfont)
     labels = tuple(labels or embedding_labels())
     if verbose:
-        print(f"embedding corpus ({profile}): {len(labels)} labels x {cfg.embedding_clips_per_label} clips -> "
-              f"{out_dir}")
-    df = _build("embedding", cfg, labels, cfg.embedding_clips_per_label, out_dir, _EMB_COLUMNS,
-                str(timgm6mb_path()), verbose, workers)
+        print(f"embedding corpus ({profile}, {soundfont}): {len(labels)} labels x {cfg.embedding_clips_per_label} "
+              f"clips -> {out_dir}")
+    df = _build("embedding", cfg, labels, cfg.embedding_clips_per_label, out_dir, _EMB_COLUMNS, str(sf2), verbose,
+                workers)
     return _absolute(df, out_dir)
 
 
@@ -679,12 +685,14 @@ def record_build(profile: str, what: str, seconds: float, clips: int, rendered: 
 
 
 def _timed_build(what: str, profile: str, root: str | None, record: bool, workers: int = 1) -> None:
+    """Build one corpus and record its time; what = separation | embedding | embedding-<soundfont>."""
     cfg = get_config(profile, {"data.root": root} if root else None).data
-    folder = synthmusic21_dir(cfg) if what == "separation" else embedding_dir(cfg)
+    soundfont = what.partition("-")[2] or "timgm6mb"
+    folder = synthmusic21_dir(cfg) if what == "separation" else embedding_dir(cfg, soundfont)
     before = len(pd.read_csv(folder / "manifest.csv")) if (folder / "manifest.csv").is_file() else 0
     t0 = time.time()
     df = (build_synthmusic21(cfg, profile, workers=workers) if what == "separation"
-          else build_embedding_corpus(profile, root, workers=workers))
+          else build_embedding_corpus(profile, root, workers=workers, soundfont=soundfont))
     seconds = time.time() - t0
     after = len(pd.read_csv(folder / "manifest.csv"))
     size = _dir_size(folder) / 2**20
@@ -718,7 +726,11 @@ def cli(argv: list[str]) -> int:
     args = ap.parse_args(argv)
     if args.cmd == "build":
         torch.set_num_threads(1)
-        whats = ["separation", "embedding"] if args.what == "all" else [args.what]
+        # the embedding corpus in every SoundFont the profile's surrogate trains on (config embedding.soundfonts)
+        embedding = [f"embedding-{sf}" if sf != "timgm6mb" else "embedding"
+                     for sf in get_config(args.profile).embedding.soundfont_list]
+        whats = (["separation"] if args.what in ("separation", "all") else []) + \
+            (embedding if args.what in ("embedding", "all") else [])
         for what in whats:
             _timed_build(what, args.profile, args.root, not args.no_record, args.workers)
         return 0

@@ -85,6 +85,29 @@ def timgm6mb_path() -> Path:
     return path
 
 
+CSOUND_GM = Path("/usr/share/sounds/sf2/sf_GMbank.sf2")
+
+
+def csound_gm_path() -> Path:
+    path = Path(os.environ.get("BIMODAL_CSOUND_SF2", CSOUND_GM))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the csound GM SoundFont (sf_GMbank.sf2) not found; install the Debian "
+                                f"package csound-soundfont (`make setup`) or set $BIMODAL_CSOUND_SF2")
+    return path
+
+
+# SoundFonts the joint-embedding corpus may be rendered with. Never FluidR3 (or a SoundFont derived from it, such
+# as MuseScore General): that is SynthMUSIC-21's, the separator's domain, on which the surrogate is evaluated.
+CORPUS_SOUNDFONTS: dict[str, Callable[[], Path]] = {"timgm6mb": timgm6mb_path, "csound": csound_gm_path}
+
+
+def corpus_soundfont(name: str) -> Path:
+    """Path of a corpus SoundFont by name (see CORPUS_SOUNDFONTS)."""
+    if name not in CORPUS_SOUNDFONTS:
+        raise ValueError(f"unknown corpus SoundFont {name!r}; choose from {', '.join(CORPUS_SOUNDFONTS)}")
+    return CORPUS_SOUNDFONTS[name]()
+
+
 # ------------------------------------------------------------------------------------------------------------------
 # Melodies (music21 corpus -> shipped CSV)
 # ------------------------------------------------------------------------------------------------------------------
