@@ -8,7 +8,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.bimodal-installed
-SYS_PACKAGES := fluidsynth libfluidsynth3 fluid-soundfont-gm
+# FluidR3 renders SynthMUSIC-21; csound's sf_GMbank is a second SoundFont for the surrogate's corpus (4 MB)
+SYS_PACKAGES := fluidsynth libfluidsynth3 fluid-soundfont-gm csound-soundfont
 PROFILE ?= quick
 # notebooks run in parallel after 00 and 01 (one per core; each kernel gets its share of the cores)
 JOBS ?= 0  # 0 = one per CPU this process may use (affinity and cgroup quota)
@@ -28,7 +29,7 @@ help:
 setup: system-deps venv
 
 system-deps:
-	@if [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] && ldconfig -p | grep -q libfluidsynth.so.3; then \
+	@if [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] && [ -f /usr/share/sounds/sf2/sf_GMbank.sf2 ] && ldconfig -p | grep -q libfluidsynth.so.3; then \
 		echo "system packages: present ($(SYS_PACKAGES))"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "system packages: installing $(SYS_PACKAGES)"; \

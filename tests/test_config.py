@@ -29,6 +29,9 @@ def test_override_changes_hash_and_types_values():
     ({"data.segment_samples": 9000}, "data.segment_samples"),
     ({"train.losses": "url+foo"}, "train.losses"),
     ({"train.method": "semi_supervised"}, "data.single_source_fraction"),
+    ({"embedding.soundfonts": "timgm6mb,fluidr3"}, "embedding.soundfonts"),
+    ({"embedding.soundfonts": "csound,csound"}, "embedding.soundfonts"),
+    ({"embedding.soundfonts": ""}, "embedding.soundfonts"),
 ])
 def test_bad_config_names_the_field(overrides, field):
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
@@ -70,3 +73,10 @@ def test_hang_dump_writes_the_stacks_of_a_stuck_process(tmp_path):
     subprocess.run([sys.executable, "-c", "import bimodal, time\ndef stuck_here():\n    time.sleep(1.2)\nstuck_here()"],
                    env=env, check=True, timeout=60)
     assert "stuck_here" in dump.read_text()
+
+
+def test_surrogate_training_fields_leave_the_run_hash_alone():
+    # a run depends on the embedding's weights (fingerprinted by bimodal.train), not on how they were trained
+    base = get_config("quick")
+    other = base.override({"embedding.soundfonts": "timgm6mb,csound", "embedding.steps": 2000})
+    assert other.embedding.soundfont_list == ["timgm6mb", "csound"] and other.hash() == base.hash()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -153,6 +154,22 @@ def test_embedding_corpus(smoke_root, manifest):
     assert sr == SR and not is_silent(wave)
     again = D.build_embedding_corpus("smoke", smoke_root, verbose=False)
     assert list(again["sha256"]) == list(emb["sha256"])
+
+
+def test_embedding_corpus_second_soundfont_renders_the_same_scores(smoke_root):
+    labels = ("violin", "piano", "drum")
+    tim = D.build_embedding_corpus("smoke", smoke_root, verbose=False, labels=labels)
+    cs = D.build_embedding_corpus("smoke", smoke_root, verbose=False, labels=labels, soundfont="csound")
+    assert Path(cs["path"].iloc[0]).parent.parent.parent.name.endswith("-csound")
+    # same melodies, tempi, captions and splits; other bytes (another timbre)
+    for col in ("label", "melody_id", "tempo", "caption", "split"):
+        assert list(cs[col]) == list(tim[col]), col
+    assert not set(cs["sha256"]) & set(tim["sha256"])
+    for path in cs["path"]:
+        wave, sr = sf.read(path, dtype="float32")
+        assert sr == SR and not is_silent(wave)
+    with pytest.raises(ValueError, match="unknown corpus SoundFont 'fluidr3'"):
+        D.build_embedding_corpus("smoke", smoke_root, verbose=False, labels=labels, soundfont="fluidr3")
 
 
 # ---------------------------------------------------------------------------------------------------------------
