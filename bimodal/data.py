@@ -32,7 +32,7 @@ import torch
 from bimodal.audio import AudioError, audio_info, load_audio, save_audio
 from bimodal.config import ConfigError, DataConfig, get_config
 from bimodal.synth import (CLASSES, Melody, captions_for, embedding_labels, group_unit, melody_pool,
-                           corpus_soundfont, mixture_prompt, render_clip, single_prompt, slug)
+                           SOUNDFONT_SILENT_LABELS, corpus_soundfont, mixture_prompt, render_clip, single_prompt, slug)
 from bimodal.utils import atomic_write_bytes, data_root, results_root
 
 __all__ = ["CLASSES", "single_prompt", "mixture_prompt", "build_synthmusic21", "load_manifest",
@@ -193,7 +193,8 @@ def build_embedding_corpus(profile: str, root: Path | str | None = None, *, verb
         cfg.root = str(root)
     sf2 = corpus_soundfont(soundfont)
     out_dir = embedding_dir(cfg, soundfont)
-    labels = tuple(labels or embedding_labels())
+    silent = SOUNDFONT_SILENT_LABELS.get(soundfont, ())
+    labels = tuple(lab for lab in (labels or embedding_labels()) if lab not in silent)
     if verbose:
         print(f"embedding corpus ({profile}, {soundfont}): {len(labels)} labels x {cfg.embedding_clips_per_label} "
               f"clips -> {out_dir}")

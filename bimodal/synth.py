@@ -96,9 +96,25 @@ def csound_gm_path() -> Path:
     return path
 
 
+OPL3_FM = Path("/usr/share/sounds/sf2/OPL-3_FM_128M.sf2")
+
+
+def opl3_path() -> Path:
+    path = Path(os.environ.get("BIMODAL_OPL3_SF2", OPL3_FM))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the OPL3 FM SoundFont not found; install the Debian package "
+                                f"opl3-soundfont or set $BIMODAL_OPL3_SF2")
+    return path
+
+
 # SoundFonts the joint-embedding corpus may be rendered with. Never FluidR3 (or a SoundFont derived from it, such
 # as MuseScore General): that is SynthMUSIC-21's, the separator's domain, on which the surrogate is evaluated.
-CORPUS_SOUNDFONTS: dict[str, Callable[[], Path]] = {"timgm6mb": timgm6mb_path, "csound": csound_gm_path}
+CORPUS_SOUNDFONTS: dict[str, Callable[[], Path]] = {"timgm6mb": timgm6mb_path, "csound": csound_gm_path,
+                                                    "opl3": opl3_path}  # OPL3: FM synthesis, far from samples
+
+
+# Labels a corpus SoundFont has no sound for (their rendering stays silent): the corpus leaves them out.
+SOUNDFONT_SILENT_LABELS: dict[str, tuple[str, ...]] = {"opl3": ("triangle", "castanets")}  # empty drum keys 81, 85
 
 
 def corpus_soundfont(name: str) -> Path:
