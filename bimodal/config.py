@@ -81,6 +81,9 @@ class EmbeddingConfig:
     mix_prob: float = 0.2  # share of training items that are 2-source mixtures (target: both classes)
     leak_prob: float = 0.15  # share with a faint second source at -25..-12 dB (target: the main class)
     add_weight: float = 1.0  # weight of the mixture additivity loss (ε_A(a+b) ≈ normalise(ε_A(a) + ε_A(b)))
+    # infonce: symmetric soft-target InfoNCE (CLAP's loss); sigmoid: per-pair logistic loss over the labels
+    # (SigLIP), where a 2-source mixture is a full positive of both its labels; infonce+sigmoid: their sum
+    objective: str = "infonce"
     # SoundFonts of the surrogate's corpus, comma-separated names of bimodal.synth.CORPUS_SOUNDFONTS (never FluidR3,
     # the separator's): each renders the same scores, so a second one adds timbres of the same labels
     soundfonts: str = "timgm6mb"
@@ -276,6 +279,9 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"config field 'embedding.{name}' must be ≥ 1, got {getattr(e, name)}")
     if not (e.mix_prob >= 0 and e.leak_prob >= 0 and e.mix_prob + e.leak_prob <= 1):
         raise ConfigError("config fields 'embedding.mix_prob' and 'embedding.leak_prob' must be ≥ 0 and sum to ≤ 1")
+    if e.objective not in ("infonce", "sigmoid", "infonce+sigmoid"):
+        raise ConfigError(f"config field 'embedding.objective': {e.objective!r} is not 'infonce', 'sigmoid' or "
+                          f"'infonce+sigmoid'")
     if e.add_weight < 0:
         raise ConfigError(f"config field 'embedding.add_weight' must be ≥ 0, got {e.add_weight}")
     if e.pool not in ("meanmax", "mean", "late"):

@@ -252,6 +252,18 @@ def soft_infonce(audio: torch.Tensor, text: torch.Tensor, targets: torch.Tensor,
     return 0.5 * (a2t + t2a)
 
 
+def sigmoid_multilabel(audio: torch.Tensor, text: torch.Tensor, targets: torch.Tensor, logit_scale: torch.Tensor,
+                       bias: torch.Tensor) -> torch.Tensor:
+    """SigLIP's pairwise logistic loss with multiple positives: every (item, label) pair is a binary decision.
+
+    audio [B, D], text [U, D] (both L2-normalised), targets [B, U] (> 0 where the item contains the label),
+    logit_scale and bias scalar tensors. Returns −(1/B) Σ_i Σ_u log σ(y_iu (scale·cos_iu + bias)), y = ±1. Unlike
+    the softmax, a mixture is a full positive of each of its labels, so it is pushed above every absent label."""
+    logits = logit_scale * audio @ text.T + bias
+    sign = torch.where(targets > 0, 1.0, -1.0).to(logits.dtype)
+    return F.softplus(-sign * logits).sum(1).mean()
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Training
 
@@ -309,10 +321,15 @@ def train_surrogate(cfg: Config, out: str | Path, *, train: Corpus | None = None
     params = [*model.audio.parameters(), *model.text_proj.parameters(), model.log_logit_scale]
     for p in params:
         p.requires_grad_(True)
+    # the sigmoid objective's own scale and bias (SigLIP's initialisation); training-only: ranking by cosine, as
+    # every use of the embedding does, does not need them
+    sig_log_scale = torch.nn.Parameter(torch.tensor(math.log(10.0)))
+    sig_bias = torch.nn.Parameter(torch.tensor(-10.0))
     feats = _caption_features(model, sorted({c for v in train.captions.values() for c in v}
                                              | {PROMPT.format(lab) for lab in train.label_names}))
     opt = torch.optim.AdamW([{"params": [*model.audio.parameters(), *model.text_proj.parameters()],
-                              "weight_decay": 1e-4}, {"params": [model.log_logit_scale], "weight_decay": 0.0}],
+                              "weight_decay": 1e-4},
+                             {"params": [model.log_logit_scale, sig_log_scale, sig_bias], "weight_decay": 0.0}],
                             lr=e.lr)
     warm = max(1, e.steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -329,7 +346,11 @@ def train_surrogate(cfg: Config, out: str | Path, *, train: Corpus | None = None
         audio = F.normalize(model.audio.encode_logmel(x), dim=-1)
         text = F.normalize(model.text_proj(torch.stack([feats[c] for c in b.captions])), dim=-1)
         scale = model.log_logit_scale.exp().clamp(max=100.0)
-        loss = soft_infonce(audio, text, b.targets, b.single, scale)
+        loss = audio.new_zeros(())
+        if "infonce" in e.objective:
+            loss = loss + soft_infonce(audio, text, b.targets, b.single, scale)
+        if "sigmoid" in e.objective:
+            loss = loss + sigmoid_multilabel(audio, text, b.targets, sig_log_scale.exp().clamp(max=100.0), sig_bias)
         if e.add_weight > 0:
             loss = loss + e.add_weight * additivity_loss(audio, b.pairs)
         opt.zero_grad(set_to_none=True)
@@ -357,6 +378,8 @@ def train_surrogate(cfg: Config, out: str | Path, *, train: Corpus | None = None
             key = (row["val_top1_21"] + row["val_mix2_top3_21"]) / 2 if val21 else row["val_top1_all"]
             if best is None or key >= best[0]:
                 best = (key, row)
+                if e.objective == "sigmoid":  # the saved temperature (L_CNT's) is then the sigmoid's scale
+                    model.log_logit_scale.data.copy_(sig_log_scale.data.clamp(max=math.log(100.0)))
                 model.save(out, {"config": cfg.to_dict()["embedding"], "profile": cfg.profile,
                                  "selected": row, "train_clips": len(train.waves), "val_clips": len(val.waves),
                                  "labels": train.label_names})
