@@ -32,6 +32,7 @@ def test_override_changes_hash_and_types_values():
     ({"embedding.soundfonts": "timgm6mb,fluidr3"}, "embedding.soundfonts"),
     ({"embedding.soundfonts": "csound,csound"}, "embedding.soundfonts"),
     ({"embedding.soundfonts": ""}, "embedding.soundfonts"),
+    ({"embedding.objective": "triplet"}, "embedding.objective"),
 ])
 def test_bad_config_names_the_field(overrides, field):
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):

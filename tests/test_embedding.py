@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from bimodal.clap import LaionClapEmbedding, load_roberta_tokenizer, repeatpad, write_test_tokenizer
 from bimodal.config import EmbeddingConfig, get_config
 from bimodal.embedding import ASSET, JointEmbedding, SurrogateEmbedding, load_embedding
-from bimodal.embedding_train import (BatchMaker, Corpus, additivity_loss, soft_infonce, train_surrogate,
+from bimodal.embedding_train import (BatchMaker, Corpus, additivity_loss, sigmoid_multilabel, soft_infonce,
+                                     train_surrogate,
                                      write_results, zero_shot_eval)
 from bimodal.utils import seed_everything
 
@@ -236,6 +237,19 @@ def test_soft_infonce_matches_clip_loss_and_limits():
     no = torch.zeros(1, dtype=torch.bool)
     assert soft_infonce(mid, text, target, no, torch.tensor(20.0)) < soft_infonce(off, text, target, no,
                                                                                   torch.tensor(20.0))
+
+
+def test_sigmoid_multilabel_by_hand():
+    text = torch.eye(3)
+    audio = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.6, 0.8]])
+    targets = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.5, 0.5]])  # item 1: a mixture of labels 1 and 2
+    s, b = torch.tensor(10.0), torch.tensor(-5.0)
+    sp = lambda x: math.log1p(math.exp(x))  # softplus
+    by_hand = ((sp(-(10 - 5)) + sp(-5) + sp(-5)) + (sp(-5) + sp(-(6 - 5)) + sp(-(8 - 5)))) / 2
+    assert sigmoid_multilabel(audio, text, targets, s, b).item() == pytest.approx(by_hand, rel=1e-6)
+    # the mixture is a full positive of both labels: moving it onto the bisector of 1 and 2 lowers the loss
+    mid = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2 ** -0.5, 2 ** -0.5]])
+    assert sigmoid_multilabel(mid, text, targets, s, b) < sigmoid_multilabel(audio, text, targets, s, b)
 
 
 def test_soft_infonce_leaves_mixtures_out_of_their_labels_text_rows():
