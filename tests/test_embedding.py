@@ -367,3 +367,15 @@ def test_zero_shot_eval_hand_built(tmp_path):
     paths = write_results(result, get_config("smoke"), tmp_path / "r", tmp_path / "f")
     assert paths["csv"].name == "embedding_zeroshot_smoke.csv" and paths["figure"].is_file()
     assert "| top1 | 100.0% | 8 |" in paths["md"].read_text()
+
+
+def test_surrogate_checkpoint_names_resolve_to_shipped_assets(tmp_path):
+    from bimodal.embedding import shipped_surrogates, surrogate_path
+
+    assert surrogate_path("") == ASSET and surrogate_path("surrogate") == ASSET and "surrogate" in shipped_surrogates()
+    assert surrogate_path(str(tmp_path / "mine.pt")) == tmp_path / "mine.pt"
+    with pytest.raises(FileNotFoundError, match="embedding.checkpoint.*'no_such_surrogate'.*surrogate"):
+        surrogate_path("no_such_surrogate")
+    cfg = EmbeddingConfig(checkpoint="no_such_surrogate")
+    with pytest.raises(FileNotFoundError, match="no_such_surrogate"):
+        load_embedding(cfg)
