@@ -689,6 +689,28 @@ def write_card(checkpoint: str | Path, eval_result: dict | None, card: str | Pat
     Path(card).write_text("\n".join(lines) + "\n")
 
 
+def ship(checkpoint: Path, name: str, cfg: Config) -> dict:
+    """Copy a trained surrogate checkpoint into the package as bimodal/assets/<name>.pt, evaluate it zero-shot
+    (results/, figures/) and write its model card from the checkpoint's own metadata."""
+    import shutil
+
+    import re
+
+    if not re.fullmatch(r"[a-z0-9_]+", name):
+        raise ValueError(f"surrogate asset name {name!r}: use lower-case letters, digits and _")
+    if not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"{checkpoint}: no surrogate checkpoint to ship")
+    SurrogateEmbedding.from_checkpoint(checkpoint)  # refuse anything that would not load
+    asset = ASSET.parent / f"{name}.pt"
+    asset.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(checkpoint, asset)
+    label = "" if asset == ASSET else name  # the default asset is named by an empty checkpoint
+    result = evaluate(cfg.override({"embedding.checkpoint": label, "embedding.backend": "surrogate"}))
+    write_card(asset, result, card_path(asset))
+    print(result["metrics"].to_string(index=False))
+    return result
+
+
 def cli(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="bimodal embedding", description="train / evaluate the offline CLAP-surrogate")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -705,6 +727,11 @@ def cli(argv: list[str]) -> int:
                                 "evaluate, and write the model card NAME_CARD.md")
         else:
             s.add_argument("--checkpoint", default=None, help="a surrogate checkpoint (default: the config's)")
+    sh = sub.add_parser("ship", help="ship a trained checkpoint as bimodal/assets/NAME.pt, evaluate it, write its card")
+    sh.add_argument("--checkpoint", required=True, help="a checkpoint written by `bimodal embedding train`")
+    sh.add_argument("--name", default=ASSET.stem, help="asset name (default: surrogate, the default surrogate)")
+    sh.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"])
+    sh.set_defaults(set=[])
     args = p.parse_args(argv)
     overrides = dict(kv.split("=", 1) for kv in args.set)
     cfg = get_config(args.profile, overrides)
@@ -714,15 +741,10 @@ def cli(argv: list[str]) -> int:
         summary = train_surrogate(cfg, out)
         print(f"saved {out} after {summary['seconds']} s; selected {summary['selected']}")
         if args.ship:
-            import shutil
-
-            asset = ASSET.parent / f"{args.ship}.pt"
-            asset.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(out, asset)
-            name = "" if asset == ASSET else args.ship  # the default asset is named by an empty checkpoint
-            result = evaluate(cfg.override({"embedding.checkpoint": name, "embedding.backend": "surrogate"}))
-            write_card(asset, result, card_path(asset))
-            print(result["metrics"].to_string(index=False))
+            ship(out, args.ship, cfg)
+        return 0
+    if args.cmd == "ship":
+        ship(Path(args.checkpoint), args.name, cfg)
         return 0
     result = evaluate(cfg, args.checkpoint)
     print(result["metrics"].to_string(index=False))
