@@ -604,6 +604,19 @@ def evaluate(cfg: Config, checkpoint: str | Path | None = None, *, write: bool =
     return result
 
 
+def compare_shipped(cfg: Config, write: bool = True) -> pd.DataFrame:
+    """Zero-shot metrics of every surrogate shipped in bimodal/assets on the profile's SynthMUSIC-21 test clips:
+    one row per metric, one column per asset (each asset's results files are written when `write`)."""
+    cols = {}
+    for name in shipped_surrogates():
+        label = "" if name == ASSET.stem else name
+        result = evaluate(cfg.override({"embedding.backend": "surrogate", "embedding.checkpoint": label}), write=write)
+        cols[name] = result["metrics"].set_index("metric")["value"]
+    table = pd.DataFrame(cols)
+    table.insert(0, "target", pd.Series(TARGETS))
+    return table
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Shipping and the CLI
 
