@@ -591,7 +591,7 @@ def readme_sections() -> dict[str, str]:
         timings = ["No timings measured yet (`results/timings.csv`)."]
     results = []
     for name in ("three_way", "diagnosis", "table1", "figure1", "table8", "table9", "table2", "table14",
-                 "embedding_zeroshot"):
+                 "embedding_zeroshot", "embedding_zeroshot_surrogate_2sf"):
         path = res / f"{name}.md"
         if path.exists():
             results += [path.read_text().strip(), ""]

@@ -367,6 +367,11 @@ def test_zero_shot_eval_hand_built(tmp_path):
     paths = write_results(result, get_config("smoke"), tmp_path / "r", tmp_path / "f")
     assert paths["csv"].name == "embedding_zeroshot_smoke.csv" and paths["figure"].is_file()
     assert "| top1 | 100.0% | 8 |" in paths["md"].read_text()
+    # a non-default shipped surrogate gets its own files, named in the text
+    named = write_results(result, get_config("smoke", {"embedding.checkpoint": "surrogate_2sf"}), tmp_path / "r",
+                          tmp_path / "f")
+    assert named["csv"].name == "embedding_zeroshot_smoke_surrogate_2sf.csv"
+    assert "bimodal/assets/surrogate_2sf.pt" in named["md"].read_text()
 
 
 def test_surrogate_checkpoint_names_resolve_to_shipped_assets(tmp_path):
