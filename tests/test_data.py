@@ -156,7 +156,7 @@ def test_embedding_corpus(smoke_root, manifest):
     assert list(again["sha256"]) == list(emb["sha256"])
 
 
-def test_embedding_corpus_second_soundfont_renders_the_same_scores(smoke_root):
+def test_embedding_corpus_second_soundfont_renders_the_same_scores(smoke_root, monkeypatch):
     labels = ("violin", "piano", "drum")
     tim = D.build_embedding_corpus("smoke", smoke_root, verbose=False, labels=labels)
     cs = D.build_embedding_corpus("smoke", smoke_root, verbose=False, labels=labels, soundfont="csound")
@@ -168,6 +168,10 @@ def test_embedding_corpus_second_soundfont_renders_the_same_scores(smoke_root):
     for path in cs["path"]:
         wave, sr = sf.read(path, dtype="float32")
         assert sr == SR and not is_silent(wave)
+    # labels a SoundFont cannot sound are left out of its corpus (opl3 has no triangle or castanets)
+    monkeypatch.setitem(S.SOUNDFONT_SILENT_LABELS, "csound", ("piano",))
+    assert set(D.build_embedding_corpus("smoke", smoke_root, verbose=False, labels=labels,
+                                        soundfont="csound")["label"]) == {"violin", "drum"}
     with pytest.raises(ValueError, match="unknown corpus SoundFont 'fluidr3'"):
         D.build_embedding_corpus("smoke", smoke_root, verbose=False, labels=labels, soundfont="fluidr3")
 
