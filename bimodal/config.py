@@ -91,7 +91,12 @@ class EmbeddingConfig:
 
     @property
     def soundfont_list(self) -> list[str]:
-        return [s.strip() for s in self.soundfonts.split(",") if s.strip()]
+        return split_names(self.soundfonts)
+
+
+def split_names(text: str) -> list[str]:
+    """"a, b" -> ["a", "b"]: a comma-separated config field as a list."""
+    return [part.strip() for part in str(text).split(",") if part.strip()]
 
 
 @dataclass

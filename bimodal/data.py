@@ -685,10 +685,10 @@ def record_build(profile: str, what: str, seconds: float, clips: int, rendered: 
     _write_csv(pd.concat([old, row], ignore_index=True), path)
 
 
-def _timed_build(what: str, profile: str, root: str | None, record: bool, workers: int = 1) -> None:
-    """Build one corpus and record its time; what = separation | embedding | embedding-<soundfont>."""
+def _timed_build(what: str, profile: str, root: str | None, record: bool, workers: int = 1,
+                 soundfont: str = "timgm6mb") -> None:
+    """Build one corpus (separation | embedding, the latter in `soundfont`) and record its time."""
     cfg = get_config(profile, {"data.root": root} if root else None).data
-    soundfont = what.partition("-")[2] or "timgm6mb"
     folder = synthmusic21_dir(cfg) if what == "separation" else embedding_dir(cfg, soundfont)
     before = len(pd.read_csv(folder / "manifest.csv")) if (folder / "manifest.csv").is_file() else 0
     t0 = time.time()
@@ -700,7 +700,8 @@ def _timed_build(what: str, profile: str, root: str | None, record: bool, worker
     print(f"{what} ({profile}): {len(df)} clips, {after - before} rendered in {seconds:.1f} s, {size:.1f} MB "
           f"on disk in {folder}")
     if record and after > before:
-        record_build(profile, what, seconds, len(df), after - before, folder)
+        label = what if what == "separation" or soundfont == "timgm6mb" else f"{what}-{soundfont}"
+        record_build(profile, label, seconds, len(df), after - before, folder)
 
 
 def cli(argv: list[str]) -> int:
@@ -727,13 +728,12 @@ def cli(argv: list[str]) -> int:
     args = ap.parse_args(argv)
     if args.cmd == "build":
         torch.set_num_threads(1)
-        # the embedding corpus in every SoundFont the profile's surrogate trains on (config embedding.soundfonts)
-        embedding = [f"embedding-{sf}" if sf != "timgm6mb" else "embedding"
-                     for sf in get_config(args.profile).embedding.soundfont_list]
-        whats = (["separation"] if args.what in ("separation", "all") else []) + \
-            (embedding if args.what in ("embedding", "all") else [])
-        for what in whats:
-            _timed_build(what, args.profile, args.root, not args.no_record, args.workers)
+        if args.what in ("separation", "all"):
+            _timed_build("separation", args.profile, args.root, not args.no_record, args.workers)
+        if args.what in ("embedding", "all"):
+            # in every SoundFont the profile's surrogate trains on (config embedding.soundfonts)
+            for sf in get_config(args.profile).embedding.soundfont_list:
+                _timed_build("embedding", args.profile, args.root, not args.no_record, args.workers, sf)
         return 0
     if args.cmd == "compositions":
         for p in write_compositions(get_config(args.profile).data):

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from bimodal.audio import load_audio
-from bimodal.config import Config, get_config
+from bimodal.config import Config, get_config, split_names
 from bimodal.embedding import (ASSET, SURROGATE_RATE, JointEmbedding, SurrogateEmbedding, mean_pool,
                                shipped_surrogates)
 from bimodal.utils import figures_root, results_root, runs_root, seed_everything
@@ -651,7 +651,7 @@ def write_card(checkpoint: str | Path, eval_result: dict | None, card: str | Pat
     n_text = sum(v.numel() for k, v in ckpt["state_dict"].items() if k.startswith("text_proj."))
     digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()[:16]
     e = meta.get("config", {})
-    soundfonts = [sf.strip() for sf in str(e.get("soundfonts", "timgm6mb")).split(",") if sf.strip()]
+    soundfonts = split_names(e.get("soundfonts", "timgm6mb"))
     lines = ["# CLAP-surrogate model card", "",
              f"Trained by `bimodal embedding train --profile {meta.get('profile', 'quick')}"
              f"{''.join(f' --set embedding.{k}={v}' for k, v in _card_overrides(e, meta.get('profile', 'quick')))}`"
@@ -706,15 +706,12 @@ def write_card(checkpoint: str | Path, eval_result: dict | None, card: str | Pat
 def ship(checkpoint: Path, name: str, cfg: Config) -> dict:
     """Copy a trained surrogate checkpoint into the package as bimodal/assets/<name>.pt, evaluate it zero-shot
     (results/, figures/) and write its model card from the checkpoint's own metadata."""
-    import shutil
-
     import re
+    import shutil
 
     if not re.fullmatch(r"[a-z0-9_]+", name):
         raise ValueError(f"surrogate asset name {name!r}: use lower-case letters, digits and _")
-    if not Path(checkpoint).is_file():
-        raise FileNotFoundError(f"{checkpoint}: no surrogate checkpoint to ship")
-    SurrogateEmbedding.from_checkpoint(checkpoint)  # refuse anything that would not load
+    SurrogateEmbedding.from_checkpoint(checkpoint)  # refuse anything missing or that would not load
     asset = ASSET.parent / f"{name}.pt"
     asset.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(checkpoint, asset)

@@ -68,12 +68,16 @@ FLUIDR3 = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 RENDER_SR = 22050  # FluidSynth rate; an exact 2x of the dataset's 11025 Hz keeps the resampler cheap
 
 
-def fluidr3_path() -> Path:
-    path = Path(os.environ.get("BIMODAL_FLUIDR3", FLUIDR3))
+def _debian_soundfont(default: Path, env: str, what: str, package: str) -> Path:
+    """A SoundFont from a Debian package, overridable by $env; the error names the package and the variable."""
+    path = Path(os.environ.get(env, default))
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: FluidR3_GM SoundFont not found; install the Debian package "
-                                f"fluid-soundfont-gm (`make setup`) or set $BIMODAL_FLUIDR3")
+        raise FileNotFoundError(f"{path}: {what} not found; install the Debian package {package} or set ${env}")
     return path
+
+
+def fluidr3_path() -> Path:
+    return _debian_soundfont(FLUIDR3, "BIMODAL_FLUIDR3", "FluidR3_GM SoundFont", "fluid-soundfont-gm (`make setup`)")
 
 
 def timgm6mb_path() -> Path:
@@ -89,22 +93,15 @@ CSOUND_GM = Path("/usr/share/sounds/sf2/sf_GMbank.sf2")
 
 
 def csound_gm_path() -> Path:
-    path = Path(os.environ.get("BIMODAL_CSOUND_SF2", CSOUND_GM))
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: the csound GM SoundFont (sf_GMbank.sf2) not found; install the Debian "
-                                f"package csound-soundfont (`make setup`) or set $BIMODAL_CSOUND_SF2")
-    return path
+    return _debian_soundfont(CSOUND_GM, "BIMODAL_CSOUND_SF2", "the csound GM SoundFont (sf_GMbank.sf2)",
+                             "csound-soundfont (`make setup`)")
 
 
 OPL3_FM = Path("/usr/share/sounds/sf2/OPL-3_FM_128M.sf2")
 
 
 def opl3_path() -> Path:
-    path = Path(os.environ.get("BIMODAL_OPL3_SF2", OPL3_FM))
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: the OPL3 FM SoundFont not found; install the Debian package "
-                                f"opl3-soundfont or set $BIMODAL_OPL3_SF2")
-    return path
+    return _debian_soundfont(OPL3_FM, "BIMODAL_OPL3_SF2", "the OPL3 FM SoundFont", "opl3-soundfont")
 
 
 # SoundFonts the joint-embedding corpus may be rendered with. Never FluidR3 (or a SoundFont derived from it, such
