@@ -76,11 +76,6 @@ class EmbeddingConfig:
     lr: float = 2e-3  # AdamW, cosine decay to 0
     width: int = 24  # surrogate audio CNN channels: width, 2·, 4·, 8·width over its four stages
     pool: str = "meanmax"  # surrogate audio CNN pooling over time: meanmax | mean | late (per-frame head, then mean)
-    # surrogate audio head: free (an MLP to the joint space) | presence (an MLP to one sigmoid presence per corpus
-    # label, mapped linearly to the joint space; trained with a multi-label BCE of weight presence_weight besides
-    # the contrastive objective)
-    head: str = "free"
-    presence_weight: float = 1.0
     crop_min: float = 1.0  # s, shortest random training crop (the separator feeds 3 s in quick, 6 s in paper)
     crop_max: float = 4.0  # s, longest (the CNN pools globally, so it embeds longer clips too)
     mix_prob: float = 0.2  # share of training items that are 2-source mixtures (target: both classes)
@@ -296,13 +291,6 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"config field 'embedding.add_weight' must be ≥ 0, got {e.add_weight}")
     if e.pool not in ("meanmax", "mean", "late"):
         raise ConfigError(f"config field 'embedding.pool': {e.pool!r} is not 'meanmax', 'mean' or 'late'")
-    if e.head not in ("free", "presence"):
-        raise ConfigError(f"config field 'embedding.head': {e.head!r} is not 'free' or 'presence'")
-    if e.head == "presence" and e.pool == "late":
-        raise ConfigError("config fields 'embedding.head' = 'presence' and 'embedding.pool' = 'late' do not fit "
-                          "together (the presence head scores the pooled clip)")
-    if e.presence_weight < 0:
-        raise ConfigError(f"config field 'embedding.presence_weight' must be ≥ 0, got {e.presence_weight}")
     from bimodal.synth import CORPUS_SOUNDFONTS
 
     unknown = [sf for sf in e.soundfont_list if sf not in CORPUS_SOUNDFONTS]

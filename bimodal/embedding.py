@@ -151,13 +151,11 @@ class LogMelCNN(nn.Module):
 
     def __init__(self, embed_dim: int = 256, sample_rate: int = SURROGATE_RATE, n_fft: int = 1024, hop: int = 256,
                  n_mels: int = 64, channels: tuple[int, ...] = (32, 64, 128, 256), hidden: int = 512,
-                 dropout: float = 0.2, pool: str = "meanmax", concepts: int = 0):
+                 dropout: float = 0.2, pool: str = "meanmax"):
         super().__init__()
         if pool not in POOLS:
             raise ValueError(f"LogMelCNN: pool must be one of {POOLS}, got {pool!r}")
-        if concepts and pool == "late":
-            raise ValueError("LogMelCNN: the presence head (concepts > 0) needs pool 'meanmax' or 'mean'")
-        self.n_fft, self.pool, self.concepts = n_fft, pool, int(concepts)
+        self.n_fft, self.pool = n_fft, pool
         self.mel = torchaudio.transforms.MelSpectrogram(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop,
                                                         n_mels=n_mels, f_min=30.0, f_max=sample_rate / 2,
                                                         power=2.0)
@@ -171,14 +169,8 @@ class LogMelCNN(nn.Module):
             layers += [*conv(i, o), *conv(o, o), nn.AvgPool2d(2, ceil_mode=True)]
         self.convs = nn.Sequential(*layers)
         pooled = 2 * channels[-1] if pool == "meanmax" else channels[-1]  # "late": the head runs per frame
-        # concepts > 0: a presence bottleneck. The MLP scores `concepts` sigmoid presences (one per corpus label,
-        # trained with a multi-label BCE besides the contrastive loss) and the embedding is their linear map into
-        # the joint space, so a mixture's embedding is the sum of its sources' directions (why: with a free head
-        # a 2-source mixture lands near neither prompt; see results/embedding_zeroshot*.md)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(pooled, hidden), nn.ReLU(inplace=True),
-                                  nn.Linear(hidden, self.concepts or embed_dim))
-        if self.concepts:
-            self.concept_map = nn.Linear(self.concepts, embed_dim, bias=False)
+                                  nn.Linear(hidden, embed_dim))
 
     TOP_DB = 80.0  # dynamic range kept below the clip's peak
 
@@ -192,21 +184,13 @@ class LogMelCNN(nn.Module):
         x = torch.log(power + floor)
         return x - x.mean(dim=(1, 2), keepdim=True)
 
-    def encode_logmel(self, x: torch.Tensor, with_logits: bool = False):
-        """[B, n_mels, frames] -> [B, D] (not normalised); with `with_logits`, also the presence logits [B, K]
-        of the presence head (None without one)."""
+    def encode_logmel(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, n_mels, frames] -> [B, D] (not normalised)."""
         h = self.convs(x.unsqueeze(1)).mean(dim=2)  # [B, C, frames/16]
         if self.pool == "late":  # per-frame embeddings, averaged: a mixture's frames vote for both its sources
-            out, logits = self.head(h.transpose(1, 2)).mean(dim=1), None
-        else:
-            pooled = (torch.cat([h.mean(dim=-1), h.amax(dim=-1)], dim=-1) if self.pool == "meanmax"
-                      else h.mean(dim=-1))
-            out = logits = self.head(pooled)
-            if self.concepts:
-                out = self.concept_map(torch.sigmoid(logits))
-            else:
-                logits = None
-        return (out, logits) if with_logits else out
+            return self.head(h.transpose(1, 2)).mean(dim=1)
+        pooled = torch.cat([h.mean(dim=-1), h.amax(dim=-1)], dim=-1) if self.pool == "meanmax" else h.mean(dim=-1)
+        return self.head(pooled)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return self.encode_logmel(self.logmel(wave))
@@ -214,7 +198,7 @@ class LogMelCNN(nn.Module):
 
 POOLS = ("meanmax", "mean", "late")  # over time: mean ⊕ max of features | mean | mean of per-frame head outputs
 DEFAULT_ARCH = dict(embed_dim=256, n_mels=64, channels=[32, 64, 128, 256], hidden=512, proj_hidden=512,
-                    pool="meanmax", concepts=[])  # concepts: the presence head's labels ([] = a free head)
+                    pool="meanmax")
 
 
 class SurrogateEmbedding(JointEmbedding):
@@ -233,7 +217,7 @@ class SurrogateEmbedding(JointEmbedding):
         self.text_proj = nn.Sequential(nn.Linear(self.token_dim, a["proj_hidden"]), nn.GELU(),
                                        nn.Linear(a["proj_hidden"], self.embed_dim))
         self.audio = LogMelCNN(self.embed_dim, n_mels=a["n_mels"], channels=tuple(a["channels"]),
-                               hidden=a["hidden"], pool=a["pool"], concepts=len(a["concepts"]))
+                               hidden=a["hidden"], pool=a["pool"])
         self.log_logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))  # CLIP's initial temperature
         self.metadata: dict = {}
 

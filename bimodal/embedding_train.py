@@ -203,15 +203,6 @@ def additivity_loss(audio: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
     return (1 - (mixes * target).sum(-1)).mean()
 
 
-def presence_bce(logits: torch.Tensor, targets: torch.Tensor, labels: list[str], concepts: list[str]) -> torch.Tensor:
-    """Multi-label BCE of the presence head: logits [B, K] over the K `concepts`, targets [B, U] over the batch's U
-    `labels` (> 0 where the item contains the label; a faint leaked source is not a target). Summed over the K
-    labels (as a per-clip tagging loss: a mean over K would drown the one or two positives), mean over B."""
-    index = torch.tensor([concepts.index(lab) for lab in labels], dtype=torch.long)
-    present = torch.zeros_like(logits).index_copy(1, index, (targets > 0).to(logits.dtype))
-    return F.binary_cross_entropy_with_logits(logits, present, reduction="none").sum(1).mean()
-
-
 def _rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) + 1e-8
 
@@ -325,9 +316,8 @@ def train_surrogate(cfg: Config, out: str | Path, *, train: Corpus | None = None
     if train is None or val is None:
         train, val = load_corpus(cfg.profile, Path(cfg.data.root) if cfg.data.root else None,
                                  e.soundfont_list)
-    concepts = train.label_names if e.head == "presence" else []
     model = SurrogateEmbedding({"embed_dim": e.embed_dim, "channels": [e.width * 2 ** i for i in range(4)],
-                                "pool": e.pool, "concepts": concepts})
+                                "pool": e.pool})
     model.freeze()  # MiniLM and everything else frozen; we unfreeze what we train
     params = [*model.audio.parameters(), *model.text_proj.parameters(), model.log_logit_scale]
     for p in params:
@@ -354,8 +344,7 @@ def train_surrogate(cfg: Config, out: str | Path, *, train: Corpus | None = None
         model.audio.train()
         b = batches(e.batch_size)
         x = augment_logmel(model.audio.logmel(b.waves), gen)
-        embedded, presence_logits = model.audio.encode_logmel(x, with_logits=True)
-        audio = F.normalize(embedded, dim=-1)
+        audio = F.normalize(model.audio.encode_logmel(x), dim=-1)
         text = F.normalize(model.text_proj(torch.stack([feats[c] for c in b.captions])), dim=-1)
         scale = model.log_logit_scale.exp().clamp(max=100.0)
         loss = audio.new_zeros(())
@@ -365,8 +354,6 @@ def train_surrogate(cfg: Config, out: str | Path, *, train: Corpus | None = None
             loss = loss + sigmoid_multilabel(audio, text, b.targets, sig_log_scale.exp().clamp(max=100.0), sig_bias)
         if e.add_weight > 0:
             loss = loss + e.add_weight * additivity_loss(audio, b.pairs)
-        if presence_logits is not None and e.presence_weight > 0:
-            loss = loss + e.presence_weight * presence_bce(presence_logits, b.targets, b.labels, concepts)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

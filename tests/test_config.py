@@ -33,9 +33,6 @@ def test_override_changes_hash_and_types_values():
     ({"embedding.soundfonts": "csound,csound"}, "embedding.soundfonts"),
     ({"embedding.soundfonts": ""}, "embedding.soundfonts"),
     ({"embedding.objective": "triplet"}, "embedding.objective"),
-    ({"embedding.head": "tagger"}, "embedding.head"),
-    ({"embedding.head": "presence", "embedding.pool": "late"}, "embedding.pool"),
-    ({"embedding.presence_weight": -1.0}, "embedding.presence_weight"),
 ])
 def test_bad_config_names_the_field(overrides, field):
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
@@ -82,6 +79,5 @@ def test_hang_dump_writes_the_stacks_of_a_stuck_process(tmp_path):
 def test_surrogate_training_fields_leave_the_run_hash_alone():
     # a run depends on the embedding's weights (fingerprinted by bimodal.train), not on how they were trained
     base = get_config("quick")
-    other = base.override({"embedding.soundfonts": "timgm6mb,csound", "embedding.steps": 2000,
-                           "embedding.head": "presence", "embedding.presence_weight": 0.5})
+    other = base.override({"embedding.soundfonts": "timgm6mb,csound", "embedding.steps": 2000})
     assert other.embedding.soundfont_list == ["timgm6mb", "csound"] and other.hash() == base.hash()

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from bimodal.clap import LaionClapEmbedding, load_roberta_tokenizer, repeatpad, write_test_tokenizer
 from bimodal.config import EmbeddingConfig, get_config
 from bimodal.embedding import ASSET, JointEmbedding, SurrogateEmbedding, load_embedding
-from bimodal.embedding_train import (BatchMaker, Corpus, additivity_loss, presence_bce, sigmoid_multilabel,
-                                     soft_infonce, train_surrogate,
+from bimodal.embedding_train import (BatchMaker, Corpus, additivity_loss, sigmoid_multilabel, soft_infonce,
+                                     train_surrogate,
                                      write_results, zero_shot_eval)
 from bimodal.utils import seed_everything
 
@@ -134,40 +134,6 @@ def test_surrogate_checkpoint_round_trip(surrogate, tmp_path):
     with torch.no_grad():
         half = SurrogateEmbedding.from_checkpoint(tmp_path / "half.pt").embed_audio(wave, 11025)
     assert (half - ref).abs().max() < 5e-3
-
-
-def test_presence_head_embeds_a_linear_map_of_sigmoid_presences(tmp_path):
-    torch.manual_seed(0)
-    model = SurrogateEmbedding({"concepts": ["drum", "flute", "violin"]}).freeze()
-    wave = torch.from_numpy(np.stack([_tone(9000), _tone(9000, f0=660.0)]))
-    x = model.audio.logmel(wave)
-    out, logits = model.audio.encode_logmel(x, with_logits=True)
-    assert logits.shape == (2, 3) and out.shape == (2, model.embed_dim)
-    # the embedding lies in the span of the 3 concept directions: W · σ(logits)
-    W = model.audio.concept_map.weight  # [D, 3]
-    assert torch.allclose(out, torch.sigmoid(logits) @ W.T, atol=1e-6)
-    assert torch.allclose(model.embed_audio(wave, 11025), F.normalize(out, dim=-1), atol=1e-6)
-    wave.requires_grad_(True)
-    model.embed_audio(wave, 11025).sum().backward()
-    assert wave.grad.abs().sum() > 0 and not any(p.grad is not None for p in model.parameters())
-    model.save(tmp_path / "p.pt", half=False)
-    back = SurrogateEmbedding.from_checkpoint(tmp_path / "p.pt")
-    assert back.arch["concepts"] == ["drum", "flute", "violin"]
-    with torch.no_grad():
-        assert torch.equal(back.embed_audio(wave.detach(), 11025), model.embed_audio(wave.detach(), 11025))
-    with pytest.raises(ValueError, match="presence head"):
-        SurrogateEmbedding({"concepts": ["drum"], "pool": "late"})
-
-
-def test_presence_bce_by_hand():
-    concepts = ["a", "b", "c"]
-    logits = torch.tensor([[2.0, -1.0, 0.0], [0.5, 1.0, -3.0]])
-    # the batch's labels in another order than the concepts: item 0 is "c" alone, item 1 a mixture of "a" and "b"
-    labels = ["b", "c", "a"]
-    targets = torch.tensor([[0.0, 1.0, 0.0], [0.5, 0.0, 0.5]])
-    sp = lambda v: math.log1p(math.exp(v))  # softplus: BCE(z, 1) = sp(-z), BCE(z, 0) = sp(z)
-    by_hand = ((sp(2.0) + sp(-1.0) + sp(-0.0)) + (sp(-0.5) + sp(-1.0) + sp(-3.0))) / 2
-    assert presence_bce(logits, targets, labels, concepts).item() == pytest.approx(by_hand, rel=1e-6)
 
 
 def test_surrogate_is_gain_invariant(surrogate):
@@ -351,18 +317,6 @@ def test_train_surrogate_few_steps_round_trip(tmp_path):
     fresh = SurrogateEmbedding(back.arch)
     moved = back.trained_state()["audio.head.3.weight"] - fresh.trained_state()["audio.head.3.weight"]
     assert moved.abs().max() > 0
-
-
-def test_train_surrogate_presence_head_names_its_concepts(tmp_path):
-    cfg = get_config("smoke", {"embedding.steps": 2, "embedding.batch_size": 6, "embedding.crop_min": 0.3,
-                               "embedding.head": "presence", "embedding.mix_prob": 0.5})
-    train_surrogate(cfg, tmp_path / "p.pt", train=_toy_corpus(), val=_toy_corpus(1, 1), evals=1, progress=False)
-    back = SurrogateEmbedding.from_checkpoint(tmp_path / "p.pt")
-    assert back.arch["concepts"] == ["drum", "flute", "violin"] and back.audio.concept_map.weight.shape[1] == 3
-    seed_everything(cfg.embedding.seed)
-    fresh = SurrogateEmbedding(back.arch)
-    assert (back.trained_state()["audio.concept_map.weight"]
-            - fresh.trained_state()["audio.concept_map.weight"]).abs().max() > 0
 
 
 # ---------------------------------------------------------------------------------------------------------------
