@@ -391,6 +391,10 @@ def train_surrogate(cfg: Config, out: str | Path, *, train: Corpus | None = None
     ckpt = torch.load(out, map_location="cpu", weights_only=True)
     ckpt["metadata"]["history"] = history
     ckpt["metadata"]["train_seconds"] = summary["seconds"]
+    # how it ran: evaluation points select the checkpoint, the thread count sets the training time (and the float
+    # reduction order)
+    ckpt["metadata"]["evals"] = evals
+    ckpt["metadata"]["threads"] = torch.get_num_threads()
     from bimodal.utils import atomic_torch_save
     atomic_torch_save(ckpt, out)
     return summary
@@ -651,10 +655,12 @@ def write_card(checkpoint: str | Path, eval_result: dict | None, card: str | Pat
     n_text = sum(v.numel() for k, v in ckpt["state_dict"].items() if k.startswith("text_proj."))
     digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()[:16]
     e = meta.get("config", {})
+    threads, evals = meta.get("threads", 1), meta.get("evals", 5)  # older checkpoints: the CLI's defaults
     soundfonts = split_names(e.get("soundfonts", "timgm6mb"))
     lines = ["# CLAP-surrogate model card", "",
              f"Trained by `bimodal embedding train --profile {meta.get('profile', 'quick')}"
-             f"{''.join(f' --set embedding.{k}={v}' for k, v in _card_overrides(e, meta.get('profile', 'quick')))}`"
+             f"{''.join(f' --set embedding.{k}={v}' for k, v in _card_overrides(e, meta.get('profile', 'quick')))}"
+             f"{'' if threads == 1 else f' --threads {threads}'}{'' if evals == 5 else f' --evals {evals}'}`"
              f" and shipped as `{checkpoint.stem}` (`--ship {checkpoint.stem}`, or `bimodal embedding ship`); this "
              "card is generated from the checkpoint's metadata (bimodal.embedding_train.write_card), do not edit it "
              "by hand.", "",
@@ -679,7 +685,7 @@ def write_card(checkpoint: str | Path, eval_result: dict | None, card: str | Pat
              f"{e.get('batch_size', '?')} crops of {e.get('crop_min', '?')}–{e.get('crop_max', '?')} s, AdamW lr {e.get('lr', '?')} with "
              f"cosine decay; augmentation: speed ±2 semitones, gain, noise, 2-source mixtures "
              f"({e.get('mix_prob', '?')}), faint leakage ({e.get('leak_prob', '?')}), EQ, SpecAugment masks.",
-             f"- Training time: {meta.get('train_seconds', '?')} s on one CPU thread.",
+             f"- Training time: {meta.get('train_seconds', '?')} s on {threads} CPU thread{'s' if threads > 1 else ''}.",
              f"- Checkpoint selected on the corpus validation split: {meta.get('selected', {})}", ""]
     if meta.get("history"):
         lines += ["## Training history (corpus validation split)", "",
@@ -733,6 +739,10 @@ def cli(argv: list[str]) -> int:
                        help="config override, e.g. embedding.steps=800 (repeatable)")
         if name == "train":
             s.add_argument("--out", default=None, help="checkpoint path (default runs/embedding/<hash>/surrogate.pt)")
+            s.add_argument("--threads", type=int, default=1,
+                           help="torch threads (default 1: the machine is shared; recorded in the checkpoint)")
+            s.add_argument("--evals", type=int, default=5,
+                           help="evaluations on the corpus validation split, which select the checkpoint")
             s.add_argument("--ship", nargs="?", const=ASSET.stem, default=None, metavar="NAME",
                            help="also copy to bimodal/assets/NAME.pt (default: surrogate, the default surrogate), "
                                 "evaluate, and write the model card NAME_CARD.md")
@@ -746,10 +756,12 @@ def cli(argv: list[str]) -> int:
     args = p.parse_args(argv)
     overrides = dict(kv.split("=", 1) for kv in args.set)
     cfg = get_config(args.profile, overrides)
-    torch.set_num_threads(1)  # the machine is shared; the budget is one core
+    torch.set_num_threads(getattr(args, "threads", 1))  # the machine is shared; the default budget is one core
     if args.cmd == "train":
+        if args.threads < 1 or args.evals < 1:
+            p.error("--threads and --evals must be ≥ 1")
         out = Path(args.out) if args.out else default_out(cfg)
-        summary = train_surrogate(cfg, out)
+        summary = train_surrogate(cfg, out, evals=args.evals)
         print(f"saved {out} after {summary['seconds']} s; selected {summary['selected']}")
         if args.ship:
             ship(out, args.ship, cfg)

@@ -14,7 +14,7 @@ from bimodal.config import EmbeddingConfig, get_config
 from bimodal.embedding import ASSET, JointEmbedding, SurrogateEmbedding, load_embedding
 from bimodal.embedding_train import (BatchMaker, Corpus, additivity_loss, sigmoid_multilabel, soft_infonce,
                                      train_surrogate,
-                                     write_results, zero_shot_eval)
+                                     write_card, write_results, zero_shot_eval)
 from bimodal.utils import seed_everything
 
 PROMPTS = ["The sound of violin", "The sound of cello", "The sound mixture of piano and flute"]
@@ -317,6 +317,12 @@ def test_train_surrogate_few_steps_round_trip(tmp_path):
     fresh = SurrogateEmbedding(back.arch)
     moved = back.trained_state()["audio.head.3.weight"] - fresh.trained_state()["audio.head.3.weight"]
     assert moved.abs().max() > 0
+    # the model card states the command that trained it, evaluation points and thread count included
+    assert back.metadata["evals"] == 1 and back.metadata["threads"] == torch.get_num_threads()
+    write_card(tmp_path / "s.pt", None, tmp_path / "CARD.md")
+    card = (tmp_path / "CARD.md").read_text()
+    assert "--set embedding.steps=2 --set embedding.batch_size=6 --set embedding.crop_min=0.3" in card
+    assert " --evals 1`" in card and f"on {torch.get_num_threads()} CPU thread" in card
 
 
 # ---------------------------------------------------------------------------------------------------------------
