@@ -590,8 +590,11 @@ def readme_sections() -> dict[str, str]:
     if len(timings) == 2:
         timings = ["No timings measured yet (`results/timings.csv`)."]
     results = []
+    from bimodal.embedding import ASSET, shipped_surrogates
+
+    others = [f"embedding_zeroshot_{name}" for name in shipped_surrogates() if name != ASSET.stem]
     for name in ("three_way", "diagnosis", "table1", "figure1", "table8", "table9", "table2", "table14",
-                 "embedding_zeroshot", "embedding_zeroshot_surrogate_2sf"):
+                 "embedding_zeroshot", *others):
         path = res / f"{name}.md"
         if path.exists():
             results += [path.read_text().strip(), ""]
