@@ -756,10 +756,10 @@ def cli(argv: list[str]) -> int:
     args = p.parse_args(argv)
     overrides = dict(kv.split("=", 1) for kv in args.set)
     cfg = get_config(args.profile, overrides)
+    if args.cmd == "train" and (args.threads < 1 or args.evals < 1):
+        p.error("--threads and --evals must be ≥ 1")
     torch.set_num_threads(getattr(args, "threads", 1))  # the machine is shared; the default budget is one core
     if args.cmd == "train":
-        if args.threads < 1 or args.evals < 1:
-            p.error("--threads and --evals must be ≥ 1")
         out = Path(args.out) if args.out else default_out(cfg)
         summary = train_surrogate(cfg, out, evals=args.evals)
         print(f"saved {out} after {summary['seconds']} s; selected {summary['selected']}")
