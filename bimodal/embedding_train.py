@@ -554,13 +554,20 @@ def _checkpoint_label(cfg: Config) -> str:
     return f"LAION-CLAP {e.audio_model} {e.checkpoint}"
 
 
+def results_suffix(profile: str, checkpoint: str = "") -> str:
+    """Suffix of a zero-shot evaluation's results and figure files: _<profile> unless quick (the embedded
+    default), then _<name> for a shipped surrogate other than the default."""
+    suffix = "" if profile == "quick" else f"_{profile}"
+    if checkpoint in shipped_surrogates() and checkpoint != ASSET.stem:
+        suffix += f"_{checkpoint}"
+    return suffix
+
+
 def write_results(result: dict, cfg: Config, results_dir: str | Path | None = None,
                   figures_dir: str | Path | None = None) -> dict[str, Path]:
     """results/embedding_zeroshot{,_per_class}.csv + .md and figures/01_confusion.png (suffix _<profile> unless
     the profile is quick, the embedded default)."""
-    suffix = "" if cfg.profile == "quick" else f"_{cfg.profile}"
-    if cfg.embedding.checkpoint in shipped_surrogates() and cfg.embedding.checkpoint != ASSET.stem:
-        suffix += f"_{cfg.embedding.checkpoint}"  # another shipped surrogate than the default
+    suffix = results_suffix(cfg.profile, cfg.embedding.checkpoint)
     rdir = Path(results_dir) if results_dir is not None else results_root()
     fdir = Path(figures_dir) if figures_dir is not None else figures_root()
     rdir.mkdir(parents=True, exist_ok=True)

@@ -590,11 +590,12 @@ def readme_sections() -> dict[str, str]:
     if len(timings) == 2:
         timings = ["No timings measured yet (`results/timings.csv`)."]
     results = []
-    from bimodal.embedding import ASSET, shipped_surrogates
+    from bimodal.embedding import shipped_surrogates
+    from bimodal.embedding_train import results_suffix
 
-    others = [f"embedding_zeroshot_{name}" for name in shipped_surrogates() if name != ASSET.stem]
+    zero_shot = [f"embedding_zeroshot{results_suffix('quick', name)}" for name in shipped_surrogates()]
     for name in ("three_way", "diagnosis", "table1", "figure1", "table8", "table9", "table2", "table14",
-                 "embedding_zeroshot", *others):
+                 *zero_shot):
         path = res / f"{name}.md"
         if path.exists():
             results += [path.read_text().strip(), ""]
