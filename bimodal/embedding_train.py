@@ -34,6 +34,9 @@ from bimodal.embedding import (ASSET, SURROGATE_RATE, JointEmbedding, SurrogateE
 from bimodal.utils import figures_root, results_root, runs_root, seed_everything
 
 PROMPT = "The sound of {}"  # Table 6 single-source template (bimodal.synth.single_prompt)
+# how `bimodal embedding train` runs unless told: one torch thread (the machine is shared) and this many
+# evaluations on the corpus validation split, which select the checkpoint; the model card omits the defaults
+TRAIN_THREADS, TRAIN_EVALS = 1, 5
 CLASSES: tuple[str, ...] = (  # the 21 MUSIC-21 classes (bimodal.synth.CLASSES), the zero-shot label set
     "accordion", "acoustic guitar", "bagpipe", "banjo", "bassoon", "cello", "clarinet", "congas", "drum",
     "electric bass", "erhu", "flute", "guzheng", "piano", "pipa", "saxophone", "trumpet", "tuba", "ukulele",
@@ -308,7 +311,7 @@ def zero_shot_top1(embedding: JointEmbedding, corpus: Corpus, labels: list[str] 
 
 
 def train_surrogate(cfg: Config, out: str | Path, *, train: Corpus | None = None, val: Corpus | None = None,
-                    evals: int = 5, progress: bool = True) -> dict:
+                    evals: int = TRAIN_EVALS, progress: bool = True) -> dict:
     """Train the surrogate with ``cfg.embedding`` on the profile's TimGM6mb corpus; save the checkpoint selected on
     the corpus's validation split to `out`. Returns a summary (steps, seconds, validation accuracies, history)."""
     e = cfg.embedding
@@ -662,12 +665,14 @@ def write_card(checkpoint: str | Path, eval_result: dict | None, card: str | Pat
     n_text = sum(v.numel() for k, v in ckpt["state_dict"].items() if k.startswith("text_proj."))
     digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()[:16]
     e = meta.get("config", {})
-    threads, evals = meta.get("threads", 1), meta.get("evals", 5)  # older checkpoints: the CLI's defaults
+    threads = meta.get("threads", TRAIN_THREADS)  # older checkpoints: the CLI's defaults
+    evals = meta.get("evals", TRAIN_EVALS)
     soundfonts = split_names(e.get("soundfonts", "timgm6mb"))
     lines = ["# CLAP-surrogate model card", "",
              f"Trained by `bimodal embedding train --profile {meta.get('profile', 'quick')}"
              f"{''.join(f' --set embedding.{k}={v}' for k, v in _card_overrides(e, meta.get('profile', 'quick')))}"
-             f"{'' if threads == 1 else f' --threads {threads}'}{'' if evals == 5 else f' --evals {evals}'}`"
+             f"{'' if threads == TRAIN_THREADS else f' --threads {threads}'}"
+             f"{'' if evals == TRAIN_EVALS else f' --evals {evals}'}`"
              f" and shipped as `{checkpoint.stem}` (`--ship {checkpoint.stem}`, or `bimodal embedding ship`); this "
              "card is generated from the checkpoint's metadata (bimodal.embedding_train.write_card), do not edit it "
              "by hand.", "",
@@ -746,9 +751,9 @@ def cli(argv: list[str]) -> int:
                        help="config override, e.g. embedding.steps=800 (repeatable)")
         if name == "train":
             s.add_argument("--out", default=None, help="checkpoint path (default runs/embedding/<hash>/surrogate.pt)")
-            s.add_argument("--threads", type=int, default=1,
+            s.add_argument("--threads", type=int, default=TRAIN_THREADS,
                            help="torch threads (default 1: the machine is shared; recorded in the checkpoint)")
-            s.add_argument("--evals", type=int, default=5,
+            s.add_argument("--evals", type=int, default=TRAIN_EVALS,
                            help="evaluations on the corpus validation split, which select the checkpoint")
             s.add_argument("--ship", nargs="?", const=ASSET.stem, default=None, metavar="NAME",
                            help="also copy to bimodal/assets/NAME.pt (default: surrogate, the default surrogate), "
@@ -765,7 +770,7 @@ def cli(argv: list[str]) -> int:
     cfg = get_config(args.profile, overrides)
     if args.cmd == "train" and (args.threads < 1 or args.evals < 1):
         p.error("--threads and --evals must be ≥ 1")
-    torch.set_num_threads(getattr(args, "threads", 1))  # the machine is shared; the default budget is one core
+    torch.set_num_threads(getattr(args, "threads", TRAIN_THREADS))  # eval and ship: the default budget too
     if args.cmd == "train":
         out = Path(args.out) if args.out else default_out(cfg)
         summary = train_surrogate(cfg, out, evals=args.evals)
