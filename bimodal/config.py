@@ -87,6 +87,9 @@ class EmbeddingConfig:
     # SoundFonts of the surrogate's corpus, comma-separated names of bimodal.synth.CORPUS_SOUNDFONTS (never FluidR3,
     # the separator's): each renders the same scores, so a second one adds timbres of the same labels
     soundfonts: str = "timgm6mb"
+    # warm start: a shipped surrogate's name or a checkpoint path whose weights (and architecture: embed_dim, width
+    # and pool must match) start training; steps and lr then set a fresh warm-up + cosine schedule. "" = from scratch
+    init: str = ""
     seed: int = 0
 
     @property

@@ -285,7 +285,7 @@ def shipped_surrogates() -> list[str]:
     return sorted(p.stem for p in ASSET.parent.glob("*.pt"))
 
 
-def surrogate_path(checkpoint: str) -> Path:
+def surrogate_path(checkpoint: str, field: str = "embedding.checkpoint") -> Path:
     """The file a surrogate `embedding.checkpoint` names: "" = the default shipped asset; the bare name of a
     shipped asset (e.g. "surrogate_2sf", see :func:`shipped_surrogates`) = bimodal/assets/<name>.pt; else a path."""
     if not checkpoint:
@@ -294,7 +294,7 @@ def surrogate_path(checkpoint: str) -> Path:
         named = ASSET.parent / f"{checkpoint}.pt"
         if named.is_file():
             return named
-        raise FileNotFoundError(f"config field 'embedding.checkpoint': {checkpoint!r} is not a shipped surrogate "
+        raise FileNotFoundError(f"config field '{field}': {checkpoint!r} is not a shipped surrogate "
                                 f"({', '.join(shipped_surrogates())}) nor a .pt path")
     return Path(checkpoint)
 

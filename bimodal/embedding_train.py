@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from bimodal.audio import load_audio
 from bimodal.config import Config, get_config, split_names
 from bimodal.embedding import (ASSET, SURROGATE_RATE, JointEmbedding, SurrogateEmbedding, mean_pool,
-                               shipped_surrogates)
+                               shipped_surrogates, surrogate_path)
 from bimodal.utils import figures_root, results_root, runs_root, seed_everything
 
 PROMPT = "The sound of {}"  # Table 6 single-source template (bimodal.synth.single_prompt)
@@ -310,6 +310,28 @@ def zero_shot_top1(embedding: JointEmbedding, corpus: Corpus, labels: list[str] 
     return float((pred == truth).float().mean())
 
 
+def warm_start(e) -> tuple[SurrogateEmbedding, dict]:
+    """The surrogate that `embedding.init` names (a shipped name or a path), checked against the configured
+    architecture, and what the new checkpoint records of it (file, sha256, its own training config and steps)."""
+    import hashlib
+
+    path = surrogate_path(e.init, field="embedding.init")
+    if not path.is_file():
+        raise FileNotFoundError(f"config field 'embedding.init': surrogate checkpoint {path} does not exist")
+    model = SurrogateEmbedding.from_checkpoint(path)
+    want = {"embed_dim": e.embed_dim, "width": e.width, "pool": e.pool}
+    have = {"embed_dim": model.arch["embed_dim"], "width": model.arch["channels"][0], "pool": model.arch["pool"]}
+    for name in want:
+        if want[name] != have[name]:
+            raise ValueError(f"config field 'embedding.{name}' = {want[name]!r} does not fit the warm-start "
+                             f"checkpoint {path} (embedding.init), which has {have[name]!r}")
+    meta = model.metadata
+    record = {"name": e.init, "file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()[:16],
+              "config": meta.get("config", {}), "steps": meta.get("config", {}).get("steps"),
+              "selected_step": meta.get("selected", {}).get("step")}
+    return model, record
+
+
 def train_surrogate(cfg: Config, out: str | Path, *, train: Corpus | None = None, val: Corpus | None = None,
                     evals: int = TRAIN_EVALS, progress: bool = True) -> dict:
     """Train the surrogate with ``cfg.embedding`` on the profile's TimGM6mb corpus; save the checkpoint selected on
@@ -319,8 +341,9 @@ def train_surrogate(cfg: Config, out: str | Path, *, train: Corpus | None = None
     if train is None or val is None:
         train, val = load_corpus(cfg.profile, Path(cfg.data.root) if cfg.data.root else None,
                                  e.soundfont_list)
-    model = SurrogateEmbedding({"embed_dim": e.embed_dim, "channels": [e.width * 2 ** i for i in range(4)],
-                                "pool": e.pool})
+    arch = {"embed_dim": e.embed_dim, "channels": [e.width * 2 ** i for i in range(4)], "pool": e.pool}
+    init = warm_start(e) if e.init else None
+    model = init[0] if init else SurrogateEmbedding(arch)
     model.freeze()  # MiniLM and everything else frozen; we unfreeze what we train
     params = [*model.audio.parameters(), *model.text_proj.parameters(), model.log_logit_scale]
     for p in params:
@@ -385,6 +408,7 @@ def train_surrogate(cfg: Config, out: str | Path, *, train: Corpus | None = None
                 if e.objective == "sigmoid":  # the saved temperature (L_CNT's) is then the sigmoid's scale
                     model.log_logit_scale.data.copy_(sig_log_scale.data.clamp(max=math.log(100.0)))
                 model.save(out, {"config": cfg.to_dict()["embedding"], "profile": cfg.profile,
+                                 **({"init": init[1]} if init else {}),
                                  "selected": row, "train_clips": len(train.waves), "val_clips": len(val.waves),
                                  "labels": train.label_names})
     model._text_cache.clear()
@@ -697,6 +721,10 @@ def write_card(checkpoint: str | Path, eval_result: dict | None, card: str | Pat
              f"{e.get('batch_size', '?')} crops of {e.get('crop_min', '?')}–{e.get('crop_max', '?')} s, AdamW lr {e.get('lr', '?')} with "
              f"cosine decay; augmentation: speed ±2 semitones, gain, noise, 2-source mixtures "
              f"({e.get('mix_prob', '?')}), faint leakage ({e.get('leak_prob', '?')}), EQ, SpecAugment masks.",
+             *([f"- Warm start: training began from the weights of `{meta['init']['name']}` (file "
+                f"{meta['init']['file']}, sha256 {meta['init']['sha256']}…; itself trained for "
+                f"{meta['init']['steps']} steps, selected at step {meta['init']['selected_step']}), so the steps "
+                "above come on top of those."] if meta.get("init") else []),
              f"- Training time: {meta.get('train_seconds', '?')} s on {threads} CPU thread{'s' if threads > 1 else ''}.",
              f"- Checkpoint selected on the corpus validation split: {meta.get('selected', {})}", ""]
     if meta.get("history"):

@@ -325,6 +325,31 @@ def test_train_surrogate_few_steps_round_trip(tmp_path):
     assert " --evals 1`" in card and f"on {torch.get_num_threads()} CPU thread" in card
 
 
+def test_train_surrogate_warm_start(tmp_path):
+    base = {"embedding.steps": 2, "embedding.batch_size": 6, "embedding.crop_min": 0.3}
+    kw = dict(train=_toy_corpus(), val=_toy_corpus(1, 1), evals=1, progress=False)
+    train_surrogate(get_config("smoke", base), tmp_path / "a.pt", **kw)
+    # a vanishing learning rate: the warm-started weights are those of a.pt, not a fresh seeded init
+    cfg = get_config("smoke", {**base, "embedding.steps": 1, "embedding.lr": 1e-12,
+                               "embedding.init": str(tmp_path / "a.pt")})
+    train_surrogate(cfg, tmp_path / "b.pt", **kw)
+    a, b = (SurrogateEmbedding.from_checkpoint(tmp_path / f) for f in ("a.pt", "b.pt"))
+    weights = [k for k, _ in a.named_parameters() if k in a.trained_state()]  # BatchNorm statistics do move
+    assert len(weights) > 10
+    for k in weights:
+        assert torch.equal(a.trained_state()[k], b.trained_state()[k]), k
+    init = b.metadata["init"]
+    assert init["file"] == "a.pt" and init["steps"] == 2 and init["selected_step"] == 2 and len(init["sha256"]) == 16
+    write_card(tmp_path / "b.pt", None, tmp_path / "CARD.md")
+    assert "--set embedding.init=" in (card := (tmp_path / "CARD.md").read_text()) and "Warm start" in card
+    # an architecture that does not fit, and a name that is neither shipped nor a path, are named
+    with pytest.raises(ValueError, match="embedding.width"):
+        train_surrogate(cfg.override({"embedding.width": cfg.embedding.width + 8}), tmp_path / "c.pt", **kw)
+    with pytest.raises(FileNotFoundError, match="embedding.init"):
+        train_surrogate(cfg.override({"embedding.init": "no_such_surrogate"}), tmp_path / "c.pt", **kw)
+    assert not (tmp_path / "c.pt").exists()
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # zero-shot evaluation on a hand-built embedding
 
