@@ -662,7 +662,8 @@ def default_out(cfg: Config) -> Path:
     return runs_root() / "embedding" / cfg.hash() / "surrogate.pt"
 
 
-_SOUNDFONT_NAMES = {"timgm6mb": "TimGM6mb (pretty_midi wheel)", "csound": "sf_GMbank (Debian csound-soundfont)"}
+_SOUNDFONT_NAMES = {"timgm6mb": "TimGM6mb (pretty_midi wheel)", "csound": "sf_GMbank (Debian csound-soundfont)",
+                    "opl3": "OPL-3 FM (Debian opl3-soundfont)"}
 
 
 def _card_overrides(trained: dict, profile: str) -> list[tuple[str, object]]:
