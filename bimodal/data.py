@@ -14,7 +14,6 @@ splits are disjoint by melody source (a chorale's soprano and bass lines count a
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import re
@@ -33,7 +32,7 @@ from bimodal.audio import AudioError, audio_info, load_audio, save_audio
 from bimodal.config import ConfigError, DataConfig, get_config
 from bimodal.synth import (CLASSES, Melody, captions_for, embedding_labels, group_unit, melody_pool,
                            SOUNDFONT_SILENT_LABELS, corpus_soundfont, mixture_prompt, render_clip, single_prompt, slug)
-from bimodal.utils import atomic_write_bytes, data_root, results_root
+from bimodal.utils import atomic_write_bytes, data_root, file_sha256, results_root
 
 __all__ = ["CLASSES", "single_prompt", "mixture_prompt", "build_synthmusic21", "load_manifest",
            "build_embedding_corpus", "MixtureDataset", "collate_mixtures", "EvalMixtureDataset", "split_caption",
@@ -56,10 +55,6 @@ def clip_split(idx: int) -> str:
 def melody_split(group: str, seed: int) -> str:
     u = group_unit(group, f"split{seed}")
     return next(name for name, upper in MELODY_SPLITS if u < upper)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
@@ -117,7 +112,7 @@ def _render_one(job: tuple) -> dict:
     save_audio(path, wave, cfg.sample_rate)
     row = {"path": rel, "cls" if corpus == "separation" else "label": label, "idx": idx,
            "melody_id": info["melody_id"], "group": info["group"], "split": split, "tempo": info["tempo"],
-           "sha256": _sha256(path)}
+           "sha256": file_sha256(path)}
     if corpus == "embedding":
         caption, variants = captions_for(label, info["tempo"], np.random.default_rng(seed_seq + [7]))
         row.update(caption=caption, captions="|".join(variants))

@@ -252,24 +252,25 @@ class SurrogateEmbedding(JointEmbedding):
                            "metadata": metadata or {}}, path)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path) -> "SurrogateEmbedding":
+    def from_checkpoint(cls, path: str | Path, field: str = "embedding.checkpoint") -> "SurrogateEmbedding":
+        """Load a surrogate checkpoint, frozen; errors name the config `field` that pointed to it."""
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"embedding.checkpoint: surrogate checkpoint {path} does not exist (train one "
+            raise FileNotFoundError(f"{field}: surrogate checkpoint {path} does not exist (train one "
                                     f"with `bimodal embedding train --profile quick`)")
         try:
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:
-            raise ValueError(f"embedding.checkpoint: {path} is not a readable surrogate checkpoint ({exc})") from None
+            raise ValueError(f"{field}: {path} is not a readable surrogate checkpoint ({exc})") from None
         if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"embedding.checkpoint: {path} is not a {CHECKPOINT_FORMAT} checkpoint (a LAION-CLAP "
+            raise ValueError(f"{field}: {path} is not a {CHECKPOINT_FORMAT} checkpoint (a LAION-CLAP "
                              f"file needs embedding.backend='laion_clap')")
         model = cls(ckpt["arch"])
         expected = model.trained_state()
         state = ckpt["state_dict"]
         missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
         if missing or unexpected:
-            raise ValueError(f"embedding.checkpoint: {path} does not fit the surrogate architecture: missing "
+            raise ValueError(f"{field}: {path} does not fit the surrogate architecture: missing "
                              f"{missing[:3]}, unexpected {unexpected[:3]}")
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()},
                               strict=False)

@@ -31,7 +31,7 @@ from bimodal.audio import load_audio
 from bimodal.config import Config, get_config, split_names
 from bimodal.embedding import (ASSET, SURROGATE_RATE, JointEmbedding, SurrogateEmbedding, mean_pool,
                                shipped_surrogates, surrogate_path)
-from bimodal.utils import figures_root, results_root, runs_root, seed_everything
+from bimodal.utils import figures_root, file_sha256, results_root, runs_root, seed_everything
 
 PROMPT = "The sound of {}"  # Table 6 single-source template (bimodal.synth.single_prompt)
 # how `bimodal embedding train` runs unless told: one torch thread (the machine is shared) and this many
@@ -312,13 +312,9 @@ def zero_shot_top1(embedding: JointEmbedding, corpus: Corpus, labels: list[str] 
 
 def warm_start(e) -> tuple[SurrogateEmbedding, dict]:
     """The surrogate that `embedding.init` names (a shipped name or a path), checked against the configured
-    architecture, and what the new checkpoint records of it (file, sha256, its own training config and steps)."""
-    import hashlib
-
+    architecture, and what the new checkpoint records of it (file, sha256, its training config, selected step)."""
     path = surrogate_path(e.init, field="embedding.init")
-    if not path.is_file():
-        raise FileNotFoundError(f"config field 'embedding.init': surrogate checkpoint {path} does not exist")
-    model = SurrogateEmbedding.from_checkpoint(path)
+    model = SurrogateEmbedding.from_checkpoint(path, field="embedding.init")
     want = {"embed_dim": e.embed_dim, "width": e.width, "pool": e.pool}
     have = {"embed_dim": model.arch["embed_dim"], "width": model.arch["channels"][0], "pool": model.arch["pool"]}
     for name in want:
@@ -326,8 +322,7 @@ def warm_start(e) -> tuple[SurrogateEmbedding, dict]:
             raise ValueError(f"config field 'embedding.{name}' = {want[name]!r} does not fit the warm-start "
                              f"checkpoint {path} (embedding.init), which has {have[name]!r}")
     meta = model.metadata
-    record = {"name": e.init, "file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()[:16],
-              "config": meta.get("config", {}), "steps": meta.get("config", {}).get("steps"),
+    record = {"name": e.init, "file": path.name, "sha256": file_sha256(path)[:16], "config": meta.get("config", {}),
               "selected_step": meta.get("selected", {}).get("step")}
     return model, record
 
@@ -681,14 +676,12 @@ def card_path(asset: str | Path) -> Path:
 
 def write_card(checkpoint: str | Path, eval_result: dict | None, card: str | Path) -> None:
     """The model card beside a shipped checkpoint, from the checkpoint's own metadata and an evaluation."""
-    import hashlib
-
     checkpoint = Path(checkpoint)
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
     meta, arch = ckpt.get("metadata", {}), ckpt["arch"]
     n_audio = sum(v.numel() for k, v in ckpt["state_dict"].items() if k.startswith("audio.") and "mel." not in k)
     n_text = sum(v.numel() for k, v in ckpt["state_dict"].items() if k.startswith("text_proj."))
-    digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()[:16]
+    digest = file_sha256(checkpoint)[:16]
     e = meta.get("config", {})
     threads = meta.get("threads", TRAIN_THREADS)  # older checkpoints: the CLI's defaults
     evals = meta.get("evals", TRAIN_EVALS)
@@ -724,7 +717,7 @@ def write_card(checkpoint: str | Path, eval_result: dict | None, card: str | Pat
              f"({e.get('mix_prob', '?')}), faint leakage ({e.get('leak_prob', '?')}), EQ, SpecAugment masks.",
              *([f"- Warm start: training began from the weights of `{meta['init']['name']}` (file "
                 f"{meta['init']['file']}, sha256 {meta['init']['sha256']}…; itself trained for "
-                f"{meta['init']['steps']} steps, selected at step {meta['init']['selected_step']}), so the steps "
+                f"{meta['init']['config'].get('steps', '?')} steps, selected at step {meta['init']['selected_step']}), so the steps "
                 "above come on top of those."] if meta.get("init") else []),
              f"- Training time: {meta.get('train_seconds', '?')} s on {threads} CPU thread{'s' if threads > 1 else ''}.",
              f"- Checkpoint selected on the corpus validation split: {meta.get('selected', {})}", ""]

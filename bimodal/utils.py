@@ -1,6 +1,7 @@
 """Small shared helpers: paths, seeding, atomic writes, environment report."""
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import platform
@@ -15,6 +16,11 @@ import numpy as np
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes (dataset clips, shipped checkpoints)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def available_cpus(cgroup: str | Path = "/sys/fs/cgroup") -> int:

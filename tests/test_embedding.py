@@ -339,7 +339,7 @@ def test_train_surrogate_warm_start(tmp_path):
     for k in weights:
         assert torch.equal(a.trained_state()[k], b.trained_state()[k]), k
     init = b.metadata["init"]
-    assert init["file"] == "a.pt" and init["steps"] == 2 and init["selected_step"] == 2 and len(init["sha256"]) == 16
+    assert init["file"] == "a.pt" and init["config"]["steps"] == 2 and init["selected_step"] == 2 and len(init["sha256"]) == 16
     write_card(tmp_path / "b.pt", None, tmp_path / "CARD.md")
     assert "--set embedding.init=" in (card := (tmp_path / "CARD.md").read_text()) and "Warm start" in card
     # an architecture that does not fit, and a name that is neither shipped nor a path, are named
