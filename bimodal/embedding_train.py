@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from bimodal.audio import load_audio
-from bimodal.config import Config, get_config, split_names
+from bimodal.config import RUN_EMBEDDING_FIELDS, Config, get_config, split_names
 from bimodal.embedding import (ASSET, SURROGATE_RATE, JointEmbedding, SurrogateEmbedding, mean_pool,
                                shipped_surrogates, surrogate_path)
 from bimodal.utils import figures_root, file_sha256, results_root, runs_root, seed_everything
@@ -422,6 +422,80 @@ def train_surrogate(cfg: Config, out: str | Path, *, train: Corpus | None = None
     return summary
 
 
+def training_chain(checkpoint: str | Path) -> list[dict]:
+    """The training stages that produced a surrogate checkpoint, first stage first: each stage's checkpoint file and
+    its recorded embedding config, profile, threads and evaluations. Follows the warm-start (`embedding.init`)
+    records back through shipped names or paths, and refuses a stage whose file no longer has the recorded sha256."""
+    stages, path = [], surrogate_path(str(checkpoint))
+    while True:
+        if not path.is_file():
+            raise FileNotFoundError(f"surrogate checkpoint {path} does not exist")
+        meta = torch.load(path, map_location="cpu", weights_only=True).get("metadata", {})
+        if "config" not in meta:
+            raise ValueError(f"{path}: no training config recorded, so its training cannot be replayed")
+        stages.append({"file": path, "config": meta["config"], "profile": meta.get("profile", "quick"),
+                       "threads": meta.get("threads", TRAIN_THREADS), "evals": meta.get("evals", TRAIN_EVALS)})
+        init = meta.get("init")
+        if not init:
+            return stages[::-1]
+        candidates = [ASSET.parent / init["file"]]  # the file name among the shipped assets, or else ...
+        try:  # ... the name or path the stage was configured with (assets may be renamed: the digest decides)
+            candidates.insert(0, surrogate_path(init["name"], field="embedding.init"))
+        except FileNotFoundError:
+            pass
+        path = next((c for c in candidates if c.is_file() and file_sha256(c)[:16] == init["sha256"]), None)
+        if path is None:
+            raise FileNotFoundError(f"{stages[-1]['file']} was warm-started from {init['name']} (file {init['file']}, "
+                                    f"sha256 {init['sha256']}…), and no file with that digest is at "
+                                    f"{' or '.join(map(str, dict.fromkeys(candidates)))}: the chain cannot be replayed")
+
+
+def _finished(checkpoint: Path, init: Path | None) -> bool:
+    """A checkpoint train_surrogate completed (it saves the best-so-far during training, the history at the end),
+    warm-started from `init` as it is now (None: from scratch)."""
+    if not checkpoint.is_file():
+        return False
+    meta = torch.load(checkpoint, map_location="cpu", weights_only=True).get("metadata", {})
+    started = meta.get("init", {}).get("sha256")
+    return "train_seconds" in meta and started == (file_sha256(init)[:16] if init else None)
+
+
+def replay(checkpoint: str | Path = "", out_dir: str | Path | None = None, *, profile: str | None = None,
+           progress: bool = True, **train_kw) -> list[Path]:
+    """Retrain a surrogate (a shipped name or a path; "" = the default) the way it was made: every stage of
+    :func:`training_chain`, with its recorded config, seed, threads and evaluations, each warm-started from the
+    previous stage's *new* checkpoint, into `out_dir` (default runs/embedding/replay-<name>). Stages already finished
+    there are kept (a stopped replay resumes at the stage it was in). Returns the stage files, last stage last."""
+    from bimodal.config import EmbeddingConfig
+
+    known = set(EmbeddingConfig.__dataclass_fields__)
+    if out_dir is None:
+        out_dir = runs_root() / "embedding" / f"replay-{surrogate_path(str(checkpoint)).stem}"
+    out_dir, outs, threads = Path(out_dir), [], torch.get_num_threads()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        for k, stage in enumerate(training_chain(checkpoint), 1):
+            unknown = sorted(set(stage["config"]) - known)
+            if unknown:
+                raise ValueError(f"{stage['file']}: its recorded config fields {unknown} do not exist in "
+                                 f"EmbeddingConfig any more, so this stage cannot be replayed as recorded")
+            over = {f"embedding.{f}": v for f, v in stage["config"].items() if f not in RUN_EMBEDDING_FIELDS}
+            over["embedding.init"] = str(outs[-1]) if outs else ""
+            cfg = get_config(profile or stage["profile"], over)
+            out = out_dir / f"stage{k}_{stage['file'].stem}.pt"
+            if _finished(out, outs[-1] if outs else None):
+                print(f"stage {k}: {out} is finished, kept")
+            else:
+                torch.set_num_threads(stage["threads"])
+                print(f"stage {k}: training {out} ({stage['config'].get('steps')} steps, "
+                      f"{stage['threads']} threads)", flush=True)
+                train_surrogate(cfg, out, evals=stage["evals"], progress=progress, **train_kw)
+            outs.append(out)
+    finally:
+        torch.set_num_threads(threads)
+    return outs
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Zero-shot evaluation on SynthMUSIC-21 (the separator's domain, never seen in training)
 
@@ -578,10 +652,15 @@ def _checkpoint_label(cfg: Config) -> str:
 
 def results_suffix(profile: str, checkpoint: str = "") -> str:
     """Suffix of a zero-shot evaluation's results and figure files: _<profile> unless quick (the embedded
-    default), then _<name> for a shipped surrogate other than the default."""
+    default), then _<name> for a shipped surrogate other than the default, or _file_<stem> for a checkpoint file
+    (a retrained surrogate, LAION-CLAP weights), so that evaluating one never overwrites the default's files."""
+    import re
+
     suffix = "" if profile == "quick" else f"_{profile}"
-    if checkpoint in shipped_surrogates() and checkpoint != ASSET.stem:
-        suffix += f"_{checkpoint}"
+    if checkpoint in shipped_surrogates():
+        return suffix + ("" if checkpoint == ASSET.stem else f"_{checkpoint}")
+    if checkpoint:
+        suffix += "_file_" + re.sub(r"[^a-z0-9]+", "_", Path(checkpoint).stem.lower()).strip("_")
     return suffix
 
 
@@ -664,8 +743,8 @@ _SOUNDFONT_NAMES = {"timgm6mb": "TimGM6mb (pretty_midi wheel)", "csound": "sf_GM
 def _card_overrides(trained: dict, profile: str) -> list[tuple[str, object]]:
     """The surrogate training fields of a checkpoint's config that differ from the profile's defaults."""
     default = get_config(profile).to_dict()["embedding"]
-    skip = {"backend", "checkpoint", "tokenizer", "audio_model"}
-    return [(k, v) for k, v in trained.items() if k not in skip and k in default and default[k] != v]
+    # how the surrogate is used, not how it was trained
+    return [(k, v) for k, v in trained.items() if k not in RUN_EMBEDDING_FIELDS and k in default and default[k] != v]
 
 
 def card_path(asset: str | Path) -> Path:
@@ -787,7 +866,25 @@ def cli(argv: list[str]) -> int:
     sh.add_argument("--name", default=ASSET.stem, help="asset name (default: surrogate, the default surrogate)")
     sh.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"])
     sh.set_defaults(set=[])
+    rp = sub.add_parser("replay", help="retrain a surrogate stage by stage as its checkpoints record (warm starts "
+                                       "included), then evaluate the last stage")
+    rp.add_argument("--checkpoint", default="", help="a shipped name or a path (default: the default surrogate)")
+    rp.add_argument("--out-dir", default=None, help="stage checkpoints (default runs/embedding/replay-<name>)")
+    rp.add_argument("--dry-run", action="store_true", help="list the stages, do not train")
+    rp.set_defaults(set=[], profile="quick")
     args = p.parse_args(argv)
+    if args.cmd == "replay":
+        stages = training_chain(args.checkpoint)
+        for k, stage in enumerate(stages, 1):
+            over = " ".join(f"--set embedding.{f}={v}" for f, v in _card_overrides(stage["config"], stage["profile"]))
+            print(f"stage {k}: {stage['file']} ({stage['profile']} profile, {stage['threads']} threads, "
+                  f"{stage['evals']} evaluations) {over}")
+        if args.dry_run:
+            return 0
+        outs = replay(args.checkpoint, args.out_dir)
+        result = evaluate(get_config(stages[-1]["profile"]), outs[-1])
+        print(result["metrics"].to_string(index=False))
+        return 0
     overrides = dict(kv.split("=", 1) for kv in args.set)
     cfg = get_config(args.profile, overrides)
     if args.cmd == "train" and (args.threads < 1 or args.evals < 1):

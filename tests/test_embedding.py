@@ -12,10 +12,9 @@ import torch.nn.functional as F
 from bimodal.clap import LaionClapEmbedding, load_roberta_tokenizer, repeatpad, write_test_tokenizer
 from bimodal.config import EmbeddingConfig, get_config
 from bimodal.embedding import ASSET, JointEmbedding, SurrogateEmbedding, load_embedding
-from bimodal.embedding_train import (BatchMaker, Corpus, additivity_loss, sigmoid_multilabel, soft_infonce,
-                                     train_surrogate,
-                                     write_card, write_results, zero_shot_eval)
-from bimodal.utils import seed_everything
+from bimodal.embedding_train import (BatchMaker, Corpus, additivity_loss, replay, sigmoid_multilabel, soft_infonce,
+                                     train_surrogate, training_chain, write_card, write_results, zero_shot_eval)
+from bimodal.utils import file_sha256, seed_everything
 
 PROMPTS = ["The sound of violin", "The sound of cello", "The sound mixture of piano and flute"]
 
@@ -350,6 +349,33 @@ def test_train_surrogate_warm_start(tmp_path):
     assert not (tmp_path / "c.pt").exists()
 
 
+def test_replay_retrains_a_warm_started_chain(tmp_path):
+    base = {"embedding.steps": 2, "embedding.batch_size": 6, "embedding.crop_min": 0.3}
+    kw = dict(train=_toy_corpus(), val=_toy_corpus(1, 1), progress=False)
+    train_surrogate(get_config("smoke", base), tmp_path / "a.pt", evals=1, **kw)
+    second = {**base, "embedding.steps": 3, "embedding.lr": 0.001, "embedding.init": str(tmp_path / "a.pt")}
+    train_surrogate(get_config("smoke", second), tmp_path / "b.pt", evals=1, **kw)
+    chain = training_chain(tmp_path / "b.pt")
+    assert [c["file"].name for c in chain] == ["a.pt", "b.pt"]
+    assert [c["config"]["steps"] for c in chain] == [2, 3] and chain[1]["config"]["lr"] == 0.001
+    outs = replay(tmp_path / "b.pt", tmp_path / "replay", **kw)
+    assert [o.name for o in outs] == ["stage1_a.pt", "stage2_b.pt"]
+    first, last = (SurrogateEmbedding.from_checkpoint(o) for o in outs)
+    # the recorded configs come back, except that stage 2 now starts from the new stage 1
+    assert first.metadata["config"]["steps"] == 2 and "init" not in first.metadata
+    assert last.metadata["config"]["steps"] == 3 and last.metadata["config"]["lr"] == 0.001
+    assert last.metadata["init"]["file"] == "stage1_a.pt" and last.metadata["init"]["sha256"] == \
+        file_sha256(outs[0])[:16]
+    # finished stages are kept: a second replay trains nothing
+    stamps = [o.stat().st_mtime_ns for o in outs]
+    replay(tmp_path / "b.pt", tmp_path / "replay", **kw)
+    assert [o.stat().st_mtime_ns for o in outs] == stamps
+    # a stage whose warm start has changed since cannot be replayed, and the error names it
+    (tmp_path / "a.pt").write_bytes((tmp_path / "a.pt").read_bytes() + b"\0")
+    with pytest.raises(FileNotFoundError, match="b.pt was warm-started from .*a.pt"):
+        training_chain(tmp_path / "b.pt")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # zero-shot evaluation on a hand-built embedding
 
@@ -403,6 +429,12 @@ def test_zero_shot_eval_hand_built(tmp_path):
                           tmp_path / "f")
     assert named["csv"].name == "embedding_zeroshot_smoke_surrogate_2sf.csv"
     assert "bimodal/assets/surrogate_2sf.pt" in named["md"].read_text()
+    # so does a checkpoint file (a retrained surrogate): it never overwrites the shipped default's files
+    mine = write_results(result, get_config("quick", {"embedding.checkpoint": str(tmp_path / "Stage3 surrogate.pt")}),
+                         tmp_path / "r", tmp_path / "f")
+    assert mine["md"].name == "embedding_zeroshot_file_stage3_surrogate.md"
+    assert write_results(result, get_config("quick"), tmp_path / "r", tmp_path / "f")["md"].name == \
+        "embedding_zeroshot.md"
 
 
 def test_surrogate_checkpoint_names_resolve_to_shipped_assets(tmp_path):
