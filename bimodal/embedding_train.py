@@ -549,6 +549,10 @@ def zero_shot_eval(embedding: JointEmbedding, waves: list[np.ndarray], labels: l
             others = [j for j in range(len(waves)) if labels[j] != labels[i]]
             if others:
                 pairs.append((i, others[int(rng.integers(len(others)))]))
+    # what L_CNT sees: the cross-entropy of the true prompt among the classes' prompts, at the model's own
+    # temperature, for a clean clip and for an unseparated mixture containing it
+    scale = float(embedding.logit_scale)
+    nll = -(scale * sims).log_softmax(dim=1)[torch.arange(len(truth)), truth]  # [N]
     if pairs:
         mixes = [(waves[i] + waves[j]) / 2 for i, j in pairs]
         msims = embed_clips(embedding, mixes, sample_rate) @ text.T
@@ -557,8 +561,12 @@ def zero_shot_eval(embedding: JointEmbedding, waves: list[np.ndarray], labels: l
         in3 = (mrank[:, :3].unsqueeze(1) == both.unsqueeze(2)).any(2).all(1)
         in2 = (mrank[:, :2].unsqueeze(1) == both.unsqueeze(2)).any(2).all(1)
         either1 = (mrank[:, :1] == both).any(1)
+        mnll = -(scale * msims).log_softmax(dim=1)  # [M, C]
+        src = torch.tensor(pairs)  # [M, 2] clip indices of the two sources
+        cnt_gap = (mnll.gather(1, both) - nll[src]).mean()  # nats: how much L_CNT prefers a separated source
     else:
         in3 = in2 = either1 = torch.zeros(0, dtype=torch.bool)
+        cnt_gap = torch.tensor(float("nan"))
     n, m = len(waves), len(pairs)
     metrics = pd.DataFrame([
         {"metric": "top1", "value": float(top1.float().mean()), "n": n, "target": TARGETS["top1"]},
@@ -569,6 +577,9 @@ def zero_shot_eval(embedding: JointEmbedding, waves: list[np.ndarray], labels: l
          "target": float("nan")},
         {"metric": "mix2_top1_is_a_source", "value": float(either1.float().mean()) if m else float("nan"), "n": m,
          "target": float("nan")},
+        # the contrastive loss of a source's prompt on the unseparated mixture minus that on the clean source
+        # (nats, the model's temperature): the room L_CNT has to reward separating it; small = a lenient teacher
+        {"metric": "mix2_cnt_gap_nats", "value": float(cnt_gap), "n": 2 * m, "target": float("nan")},
     ])
     metrics["met"] = [("yes" if v >= t else "no") if not math.isnan(t) else "" for v, t in
                       zip(metrics["value"], metrics["target"])]
@@ -581,6 +592,11 @@ def zero_shot_eval(embedding: JointEmbedding, waves: list[np.ndarray], labels: l
                               "top1": [confusion[i, i] / max(1, confusion[i].sum()) for i in range(len(classes))],
                               "most_confused_with": confused})
     return {"metrics": metrics, "confusion": confusion, "per_class": per_class, "classes": classes}
+
+
+def _metric_value(metric: str, value: float) -> str:
+    """A zero-shot metric as text: nats for the L_CNT gap, a percentage for the rates."""
+    return f"{value:.2f} nats" if metric.endswith("_nats") else f"{value:.1%}"
 
 
 def plot_confusion(confusion: np.ndarray, classes: list[str], out: str | Path | None = None, title: str = ""):
@@ -687,7 +703,7 @@ def write_results(result: dict, cfg: Config, results_dir: str | Path | None = No
              "| metric | value | n | target | met |", "|---|---|---|---|---|"]
     for r in metrics.itertuples():
         target = "" if math.isnan(r.target) else f"≥ {r.target:.0%}"
-        lines.append(f"| {r.metric} | {r.value:.1%} | {r.n} | {target} | {r.met} |")
+        lines.append(f"| {r.metric} | {_metric_value(r.metric, r.value)} | {r.n} | {target} | {r.met} |")
     lines += ["", "| class | n | top-1 | most confused with |", "|---|---|---|---|"]
     for r in result["per_class"].itertuples():
         lines.append(f"| {r._1} | {r.n} | {r.top1:.0%} | {r.most_confused_with} |")
@@ -812,7 +828,8 @@ def write_card(checkpoint: str | Path, eval_result: dict | None, card: str | Pat
         lines += ["## Zero-shot on SynthMUSIC-21 test clips (another SoundFont, unseen melodies)", "",
                   "| metric | value | n | target |", "|---|---|---|---|"]
         for r in eval_result["metrics"].itertuples():
-            lines.append(f"| {r.metric} | {r.value:.1%} | {r.n} | {'' if math.isnan(r.target) else f'≥ {r.target:.0%}'} |")
+            lines.append(f"| {r.metric} | {_metric_value(r.metric, r.value)} | {r.n} | "
+                         f"{'' if math.isnan(r.target) else f'≥ {r.target:.0%}'} |")
         lines += ["", "Per class and the confusion matrix: `results/embedding_zeroshot*.csv|md`, "
                   "`figures/01_confusion.png`."]
     lines += ["", "## Limits", "",
@@ -833,7 +850,8 @@ def ship(checkpoint: Path, name: str, cfg: Config) -> dict:
     SurrogateEmbedding.from_checkpoint(checkpoint)  # refuse anything missing or that would not load
     asset = ASSET.parent / f"{name}.pt"
     asset.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(checkpoint, asset)
+    if not (asset.is_file() and asset.samefile(checkpoint)):  # re-shipping an asset refreshes its results and card
+        shutil.copyfile(checkpoint, asset)
     label = "" if asset == ASSET else name  # the default asset is named by an empty checkpoint
     result = evaluate(cfg.override({"embedding.checkpoint": label, "embedding.backend": "surrogate"}))
     write_card(asset, result, card_path(asset))

@@ -421,9 +421,16 @@ def test_zero_shot_eval_hand_built(tmp_path):
     m = result["metrics"].set_index("metric")
     assert m.loc["top1", "value"] == 1.0 and m.loc["mix2_both_in_top2", "value"] == 1.0
     assert m.loc["mix2_both_in_top3", "n"] == 16 and m.loc["top1", "met"] == "yes"
+    # the L_CNT gap by hand: a clean tone is the one-hot of its class (cosine 1 with its prompt, 0 with 3 others);
+    # (a + b) / 2 is [1, 1, 0, 0]/√2 (cosine 1/√2 with both prompts); scale 10
+    s, c = 10.0, 10.0 / math.sqrt(2)
+    gap = math.log(2 + 2 * math.exp(-c)) - math.log(1 + 3 * math.exp(-s))
+    assert m.loc["mix2_cnt_gap_nats", "value"] == pytest.approx(gap, abs=1e-4)
+    assert m.loc["mix2_cnt_gap_nats", "n"] == 32
     paths = write_results(result, get_config("smoke"), tmp_path / "r", tmp_path / "f")
     assert paths["csv"].name == "embedding_zeroshot_smoke.csv" and paths["figure"].is_file()
     assert "| top1 | 100.0% | 8 |" in paths["md"].read_text()
+    assert f"| mix2_cnt_gap_nats | {gap:.2f} nats | 32 |" in paths["md"].read_text()
     # a non-default shipped surrogate gets its own files, named in the text
     named = write_results(result, get_config("smoke", {"embedding.checkpoint": "surrogate_2sf"}), tmp_path / "r",
                           tmp_path / "f")
