@@ -40,11 +40,16 @@ def test_shared_cells_are_one_run():
     pairs = [(("table8", "L_URL", "2-source"), ("table1", "CLAPSep* (mix-and-separate)", "2-source")),
              (("three_way", "(c) proposed", "2-source test"), ("table1", "Proposed (bi-modal CLAP)", "2-source")),
              (("three_way", "(c') proposed, single sources predicted from the MoM (authors' code)", "2-source test"),
-              ("diagnosis", "(c) single sources predicted from the MoM (authors' code)", "2-source test"))]
+              ("diagnosis", "(c) single sources predicted from the MoM (authors' code)", "2-source test")),
+             (("teachers", "the default surrogate (12,000 steps, three SoundFonts)", "2-source test"),
+              ("three_way", "(c) proposed", "2-source test")),
+             (("teachers", "surrogate_1sf_600 (the default until 2026-12-02; 600 steps, TimGM6mb)", "2-source test"),
+              ("diagnosis", "(c) with the surrogate_1sf_600 embedding (the default until 2026-12-02)",
+               "2-source test"))]
     for a, b in pairs:
         ca, cb = X.cell_configs(_cell(*a), "quick", [0])[0], X.cell_configs(_cell(*b), "quick", [0])[0]
         assert ca.hash() == cb.hash()
-    planned = X.planned_runs(["table1", "table8", "three_way"], "quick", [0], "all")
+    planned = X.planned_runs(["table1", "table8", "three_way", "teachers"], "quick", [0], "all")
     assert len({c.hash() for c in planned}) == len(planned)
 
 
