@@ -349,7 +349,7 @@ def test_train_surrogate_warm_start(tmp_path):
     assert not (tmp_path / "c.pt").exists()
 
 
-def test_replay_retrains_a_warm_started_chain(tmp_path):
+def test_replay_retrains_a_warm_started_chain(tmp_path, capsys):
     base = {"embedding.steps": 2, "embedding.batch_size": 6, "embedding.crop_min": 0.3}
     kw = dict(train=_toy_corpus(), val=_toy_corpus(1, 1), progress=False)
     train_surrogate(get_config("smoke", base), tmp_path / "a.pt", evals=1, **kw)
@@ -366,6 +366,13 @@ def test_replay_retrains_a_warm_started_chain(tmp_path):
     assert last.metadata["config"]["steps"] == 3 and last.metadata["config"]["lr"] == 0.001
     assert last.metadata["init"]["file"] == "stage1_a.pt" and last.metadata["init"]["sha256"] == \
         file_sha256(outs[0])[:16]
+    # the CLI lists the same stages, with the overrides that made each, and trains nothing on --dry-run
+    from bimodal.embedding_train import cli
+    capsys.readouterr()  # drop what the replay printed
+    assert cli(["replay", "--checkpoint", str(tmp_path / "b.pt"), "--dry-run"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert len(listed) == 2 and "a.pt" in listed[0] and "b.pt" in listed[1]
+    assert "--set embedding.lr=0.001" in listed[1] and "--set embedding.init=" in listed[1]
     # finished stages are kept: a second replay trains nothing
     stamps = [o.stat().st_mtime_ns for o in outs]
     replay(tmp_path / "b.pt", tmp_path / "replay", **kw)
