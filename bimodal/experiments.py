@@ -424,10 +424,13 @@ def render_markdown(df: pd.DataFrame, table: Table) -> str:
     used = df["embedding"].dropna() if "embedding" in df else pd.Series(dtype=str)
     used = used[used != ""]
     if not used.empty:
-        by_label = {label: list(dict.fromkeys(df.loc[used.index[used == label], "row"])) for label in dict.fromkeys(used)}
-        lines += ["", "L_CNT scored by: " + ("; ".join(f"{label}: {', '.join(rows)}" for label, rows in by_label.items())
-                                             if len(by_label) > 1 else f"{next(iter(by_label))}, in every run that uses it")
-                  + "."]
+        by_label = {label: list(dict.fromkeys(df.loc[used.index[used == label], "row"]))
+                    for label in dict.fromkeys(used)}
+        if len(by_label) == 1:
+            scored = f"{next(iter(by_label))}, in every run that uses it"
+        else:
+            scored = "; ".join(f"{label}: {', '.join(rows)}" for label, rows in by_label.items())
+        lines += ["", f"L_CNT scored by: {scored}."]
     reasons = sorted({s for s in df["status"] if isinstance(s, str) and s.startswith("not run")})
     if reasons:
         lines += ["", "Not run: " + "; ".join(r.removeprefix("not run: ") for r in reasons) + "."]
