@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from bimodal import losses as L
 from bimodal.config import Config, ConfigError, from_dict, get_config
-from bimodal.utils import atomic_torch_save, atomic_write_bytes, git_commit, runs_root, seed_everything
+from bimodal.utils import atomic_torch_save, atomic_write_bytes, file_sha256, git_commit, runs_root, seed_everything
 
 CODE_COMMIT = git_commit()  # the checkout this process imported (it may change while a long run trains)
 
@@ -74,8 +74,6 @@ def uses_cnt(cfg: Config) -> bool:
 def embedding_fingerprint(cfg: Config) -> str:
     """sha256 (12 hex) of the embedding weights a run uses: retraining the shipped surrogate must not let old runs
     pass for new ones, although the config itself is unchanged."""
-    import hashlib
-
     from bimodal.embedding import surrogate_path
 
     if cfg.embedding.backend == "surrogate" and not uses_cnt(cfg):
@@ -89,11 +87,7 @@ def embedding_fingerprint(cfg: Config) -> str:
         return "missing"
     if not path.is_file():
         return "missing"
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:12]
+    return file_sha256(path)[:12]
 
 
 def run_id(cfg: Config) -> str:

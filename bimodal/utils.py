@@ -19,8 +19,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes (dataset clips, shipped checkpoints)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    """Hex sha256 of a file's bytes (dataset clips, surrogate and LAION-CLAP checkpoints), read in 1 MiB chunks so
+    that a multi-gigabyte checkpoint is never held in memory at once."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def available_cpus(cgroup: str | Path = "/sys/fs/cgroup") -> int:
