@@ -56,7 +56,7 @@ class RandomEmbedding:
     def __init__(self, length: int, dim: int):
         self.length, self.token_dim = length, dim
 
-    def embed_text(self, prompts):
+    def embed_text(self, prompts, padding_states=False):
         n = len(prompts)
         return torch.randn(n, 512), torch.randn(n, self.length, self.token_dim), torch.ones(n, self.length,
                                                                                            dtype=torch.bool)

@@ -190,7 +190,8 @@ class LaionClapEmbedding(JointEmbedding):
         # audio→text is the direction the contrastive loss scores; LAION clamps it to ≤ 100 while training
         return float(self.clap.logit_scale_a.detach().exp())
 
-    def _encode_text(self, prompts: list[str]):
+    def _encode_text(self, prompts: list[str], full_context: bool = True):
+        # RoBERTa at its full context always (the authors' setting; this backend is for GPUs, not the CPU path)
         batch = self.tokenizer(prompts, padding="max_length", truncation=True, max_length=CONTEXT,
                                return_tensors="pt")
         device = self.clap.logit_scale_a.device

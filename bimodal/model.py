@@ -55,6 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from bimodal import compute
 from bimodal.config import ConfigError, ModelConfig, from_dict, tail_window_weight
 
 # Table 7 of the paper as model.* overrides of the full model (ResBlock, SA, CA each 0, 1 or 2).
@@ -170,7 +171,8 @@ class AttentionBlock(nn.Module):
     def forward(self, x: Tensor, context: Tensor | None = None, context_mask: Tensor | None = None) -> Tensor:
         """x [N, C, H, W]; context [N, L, Dc]; context_mask [N, L] bool (True = real token) → [N, C, H, W]."""
         n, c, h, w = x.shape
-        t = x.flatten(2).transpose(1, 2)  # [N, HW, C]
+        # [N, HW, C]: a free view of a channels-last map (the fast path keeps maps channels-last; a copy otherwise)
+        t = x.flatten(2).transpose(1, 2) if compute.use_reference() else x.permute(0, 2, 3, 1).reshape(n, h * w, c)
         y = self.norm(t)
         kv = self.context_norm(context) if self.cross else y
         split = lambda z: z.unflatten(-1, (self.heads, self.head_dim)).transpose(1, 2)  # [N, heads, S, d]
@@ -181,13 +183,21 @@ class AttentionBlock(nn.Module):
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # [N, heads, HW, d]
         t = t + self.o(a.transpose(1, 2).flatten(2))
         t = t + self.mlp(self.mlp_norm(t))
-        return t.transpose(1, 2).reshape(n, c, h, w)
+        if compute.use_reference():
+            return t.transpose(1, 2).reshape(n, c, h, w)  # a contiguous (NCHW) copy
+        # fast path: the tokens [N, HW, C] are a channels-last map already; a view keeps the decoder channels-last
+        # (an NCHW decoder meeting channels-last gradients made oneDNN reorder, 2-5x slower convolution backward)
+        return t.reshape(n, h, w, c).permute(0, 3, 1, 2)
 
 
 def _expand(x: Tensor, b: int, p: int) -> Tensor:
     """[B, ...] → [B·P, ...] (row b·P + j is mixture b with prompt j); a no-op if already expanded."""
     if p == 1 or x.shape[0] == b * p:
         return x
+    if x.dim() == 4 and not compute.use_reference():
+        # fast path: copy in channels-last order, so the result is a channels-last map like its input
+        y = x.permute(0, 2, 3, 1)
+        return y.unsqueeze(1).expand(b, p, *y.shape[1:]).reshape(b * p, *y.shape[1:]).permute(0, 3, 1, 2)
     return x.unsqueeze(1).expand(b, p, *x.shape[1:]).reshape(b * p, *x.shape[1:])
 
 
@@ -272,6 +282,11 @@ class UNetMasker(nn.Module):
         P = tokens.shape[1]
         ctx = tokens.reshape(B * P, *tokens.shape[2:]).to(mag.dtype)  # [B·P, L, Dc]
         cmask = token_mask.reshape(B * P, -1)  # [B·P, L]
+        if self.cfg.ca_key_padding_mask and not compute.use_reference():
+            # fast path: keys past the longest prompt are masked in every row, so dropping them changes nothing but
+            # the work (77 → ~16 keys for "The sound of ..." prompts)
+            used = int(torch.nonzero(cmask.any(0)).max()) + 1
+            ctx, cmask = ctx[:, :used], cmask[:, :used]
 
         # Pad F and T up to multiples of 2^levels (zeros = silence); the mask is cropped back at the end.
         k = 2 ** self.cfg.levels
@@ -295,6 +310,11 @@ class UNetMasker(nn.Module):
             else:
                 skips.append(x)
 
+        # Fast path (bimodal.compute): with upsample_first=False the outermost level ends conv → bilinear ×2, and
+        # the prompt gate is a per-row linear combination of the output maps; both are linear per map, so they
+        # commute: gate(up(z)) = up(gate(z)). Gating first up-samples one map instead of out_channels and runs the
+        # gate's matmul (whose backward is a slow K=1 outer product) at a quarter of the cells. Same function.
+        gate_first = not self.cfg.upsample_first and not compute.use_reference()
         y = None
         for i in reversed(range(self.cfg.levels)):
             s = skips[i]
@@ -304,8 +324,11 @@ class UNetMasker(nn.Module):
                 if y.shape[0] != s.shape[0]:
                     y, s = _expand(y, B, P), _expand(s, B, P)
                 h = torch.cat([y, s], 1)  # [·, 2·c_i, ...]
-            y = self.up[i](self.dec_res[i](h))
-        y = _expand(y, B, P)[:, :, :Fr, :T]  # [B·P, out_channels, F, T]
+            if i == 0 and gate_first:
+                y = self.up[0].conv(self.dec_res[0](h))  # [·, out_channels, F/2, T/2], before its up-sampling
+            else:
+                y = self.up[i](self.dec_res[i](h))
+        y = _expand(y, B, P)  # [B·P, out_channels, F' or F'/2, T' or T'/2] (padded sizes)
 
         lens = cmask.sum(1, keepdim=True).to(ctx.dtype)  # [B·P, 1]
         pooled = (ctx * cmask.unsqueeze(-1).to(ctx.dtype)).sum(1) / lens  # [B·P, Dc]
@@ -313,9 +336,12 @@ class UNetMasker(nn.Module):
         # (Folding the gate into a per-prompt 1-output grouped conv saves FLOPs but its backward is 3× slower in
         # oneDNN, measured; so all out_channels maps are computed and weighted.)
         # As a matmul over the channels-last maps: the broadcast multiply-and-sum was 5× slower (measured).
-        n = y.shape[0]
-        logits = torch.bmm(y.permute(0, 2, 3, 1).reshape(n, Fr * T, -1), g.unsqueeze(-1))  # [B·P, F·T, 1]
-        logits = logits.reshape(n, Fr, T) + self.gate_bias
+        n, _, h_, w_ = y.shape
+        logits = torch.bmm(y.permute(0, 2, 3, 1).reshape(n, h_ * w_, -1), g.unsqueeze(-1))  # [B·P, h·w, 1]
+        logits = logits.reshape(n, 1, h_, w_)
+        if gate_first:
+            logits = F.interpolate(logits, scale_factor=2.0, mode="bilinear", align_corners=False)
+        logits = logits[:, 0, :Fr, :T] + self.gate_bias  # [B·P, F, T]
         return torch.sigmoid(logits).reshape(B, P, Fr, T)
 
 
@@ -400,7 +426,7 @@ class Separator(nn.Module):
             raise ValueError(f"Separator.separate: wave must be [T] or [B, T], got shape {tuple(wave.shape)}")
         dev = self.window.device
         wave = wave.to(dev)
-        _, tokens, mask = embedding.embed_text(list(prompts))
+        _, tokens, mask = embedding.embed_text(list(prompts), padding_states=not self.cfg.ca_key_padding_mask)
         if tokens.shape[-1] != self.cond_dim:
             raise ValueError(f"Separator.separate: the embedding gives {tokens.shape[-1]}-d token states, the "
                              f"separator was built for cond_dim {self.cond_dim}")

@@ -90,11 +90,29 @@ def embedding_fingerprint(cfg: Config) -> str:
     return file_sha256(path)[:12]
 
 
+def run_threads(cfg: Config) -> int:
+    """The intra-op threads a run trains with: train.num_threads, or 0 = torch's setting in this process (capped
+    at the CPUs it may use, OMP_NUM_THREADS honoured; bimodal.utils.cap_torch_threads)."""
+    return cfg.train.num_threads or torch.get_num_threads()
+
+
+def execution_of(cfg: Config) -> dict[str, str]:
+    """bimodal.compute.execution for this run: what besides the config changes its numbers."""
+    from bimodal import compute
+
+    device = pick_device()
+    name = device.type if device.type == "cpu" else torch.cuda.get_device_name(device)
+    world = int(os.environ.get("WORLD_SIZE", "1"))  # torchrun: each process has its own BatchNorm statistics
+    return {**compute.execution(run_threads(cfg), name), "processes": str(world)}
+
+
 def run_id(cfg: Config) -> str:
-    """Config hash combined with the embedding weights' fingerprint."""
+    """Config hash combined with the embedding weights' fingerprint and the execution (compute path, torch, CPU
+    instruction set, threads, device): a cached run is reused only where it would come out the same."""
     import hashlib
 
-    return hashlib.sha256(f"{cfg.hash()}:{embedding_fingerprint(cfg)}".encode()).hexdigest()[:12]
+    execution = json.dumps(execution_of(cfg), sort_keys=True)
+    return hashlib.sha256(f"{cfg.hash()}:{embedding_fingerprint(cfg)}:{execution}".encode()).hexdigest()[:12]
 
 
 def run_dir_for(cfg: Config) -> Path:
@@ -142,7 +160,7 @@ class Objective:
     def _tokens(self, prompts: list[list[str]]) -> tuple[torch.Tensor, torch.Tensor]:
         """prompts B × P -> tokens [B, P, L, Dt], mask [B, P, L] (the embedding caches per prompt)."""
         flat = [p for row in prompts for p in row]
-        _, tokens, mask = self.embedding.embed_text(flat)
+        _, tokens, mask = self.embedding.embed_text(flat, padding_states=not self.cfg.model.ca_key_padding_mask)
         B, P = len(prompts), len(prompts[0])
         return tokens.reshape(B, P, *tokens.shape[1:]), mask.reshape(B, P, -1)
 
@@ -311,7 +329,8 @@ def evaluate(separator, embedding, cfg: Config, name: str = "val2", *, limit: in
         items = [ds[i] for i in range(start, min(n, start + batch_size))]
         sources = torch.stack([it["sources"] for it in items]).float()  # [b, S, T]
         mixture = sources.sum(1)
-        _, tokens, mask = embedding.embed_text([p for it in items for p in it["source_prompts"]])
+        _, tokens, mask = embedding.embed_text([p for it in items for p in it["source_prompts"]],
+                                               padding_states=not cfg.model.ca_key_padding_mask)
         b, S = sources.shape[:2]
         out = core(mixture.to(device), tokens.reshape(b, S, *tokens.shape[1:]), mask.reshape(b, S, -1))
         est = out["wave"].double().cpu().numpy()
@@ -375,8 +394,7 @@ def _train_run(cfg: Config, run_dir: Path, *, resume: bool, progress: bool, test
     summary_path = run_dir / "summary.json"
     if resume and summary_path.exists():
         return json.loads(summary_path.read_text())
-    if t.num_threads:
-        torch.set_num_threads(t.num_threads)
+    torch.set_num_threads(run_threads(cfg))  # the count the run id was computed with
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         cfg_path = run_dir / "config.json"
@@ -482,7 +500,8 @@ def finish_run(cfg: Config, run_dir: Path, embedding, *, test_sets=("test2",), b
     summary = {"finished": True, "run_dir": str(run_dir), "config_hash": cfg.hash(),
                "embedding_fingerprint": embedding_fingerprint(cfg), "profile": cfg.profile,
                "method": cfg.train.method, "seed": cfg.train.seed, "best_epoch": best["epoch"],
-               "best_val_sdr": best["sdr"], "git_commit": CODE_COMMIT}  # provenance
+               "best_val_sdr": best["sdr"], "git_commit": CODE_COMMIT,  # provenance
+               "execution": execution_of(cfg)}
     for name in test_sets:
         table, stats = evaluate(separator, embedding, cfg, name, progress=progress,
                                 limit=cfg.data.test_mixtures or None)

@@ -99,7 +99,7 @@ def test_text_cache(backend, monkeypatch):
     backend._text_cache.clear()
     calls = []
     original = backend._encode_text
-    monkeypatch.setattr(backend, "_encode_text", lambda prompts: calls.append(list(prompts)) or original(prompts))
+    monkeypatch.setattr(backend, "_encode_text", lambda prompts, **kw: calls.append(list(prompts)) or original(prompts, **kw))
     a = backend.embed_text(["The sound of violin", "The sound of cello", "The sound of violin"])
     b = backend.embed_text(["The sound of cello", "The sound of violin"])
     # each prompt encoded once (duplicates too), one at a time so its embedding never depends on its batch
@@ -403,7 +403,7 @@ class _ToneEmbedding(JointEmbedding):
     def logit_scale(self):
         return 10.0
 
-    def _encode_text(self, prompts):
+    def _encode_text(self, prompts, full_context=True):
         pooled = torch.stack([F.one_hot(torch.tensor(self.classes.index(p.split()[-1])), 4).float() for p in prompts])
         return pooled, pooled.unsqueeze(1), torch.ones(len(prompts), 1, dtype=torch.bool)
 

@@ -22,7 +22,7 @@ class FakeEmbedding:
     def __init__(self, dim: int = DIM, max_len: int = 7):
         self.token_dim, self.max_len = dim, max_len
 
-    def embed_text(self, prompts):
+    def embed_text(self, prompts, padding_states=False):
         tokens = torch.zeros(len(prompts), self.max_len, self.token_dim)
         mask = torch.zeros(len(prompts), self.max_len, dtype=torch.bool)
         for i, p in enumerate(prompts):
