@@ -21,6 +21,9 @@ from __future__ import annotations
 import contextlib
 import os
 
+# Bumped whenever a change to the fast path changes its rounding: runs trained before then keep their own ids.
+FAST_PATH_VERSION = 1
+
 _reference = os.environ.get("BIMODAL_REFERENCE_IMPL", "").strip().lower() in ("1", "true", "yes")
 
 
@@ -49,5 +52,5 @@ def execution(threads: int | None = None, device: str = "cpu") -> dict[str, str]
     `threads` = the intra-op thread count the run will use (None = torch's current setting)."""
     import torch
 
-    return {"path": name(), "torch": torch.__version__.split("+")[0], "cpu": torch.backends.cpu.get_cpu_capability(),
+    return {"path": "reference" if _reference else f"fast-v{FAST_PATH_VERSION}", "torch": torch.__version__.split("+")[0], "cpu": torch.backends.cpu.get_cpu_capability(),
             "threads": str(int(threads or torch.get_num_threads())), "device": device}

@@ -171,7 +171,12 @@ class Config:
         return new
 
 
-RUN_EMBEDDING_FIELDS = ("backend", "checkpoint", "tokenizer", "audio_model")
+# The fields that say which embedding a run uses (the rest of EmbeddingConfig says how a surrogate is trained).
+EMBEDDING_USE_FIELDS = ("backend", "checkpoint", "tokenizer", "audio_model")
+# Those in a run's identity: the checkpoint is identified by the sha256 of its bytes (bimodal.train.
+# embedding_fingerprint), not by its name, so the same weights under two names ("" = the default asset, or the
+# asset's own name) are one run.
+RUN_EMBEDDING_FIELDS = ("backend", "tokenizer", "audio_model")
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "embedding": EmbeddingConfig, "train": TrainConfig}
 

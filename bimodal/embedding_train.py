@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from bimodal.audio import load_audio
-from bimodal.config import RUN_EMBEDDING_FIELDS, Config, get_config, split_names
+from bimodal.config import EMBEDDING_USE_FIELDS, Config, get_config, split_names
 from bimodal.embedding import (ASSET, SURROGATE_RATE, JointEmbedding, SurrogateEmbedding, mean_pool,
                                shipped_surrogates, surrogate_path)
 from bimodal.utils import figures_root, file_sha256, results_root, runs_root, seed_everything
@@ -479,7 +479,7 @@ def replay(checkpoint: str | Path = "", out_dir: str | Path | None = None, *, pr
             if unknown:
                 raise ValueError(f"{stage['file']}: its recorded config fields {unknown} do not exist in "
                                  f"EmbeddingConfig any more, so this stage cannot be replayed as recorded")
-            over = {f"embedding.{f}": v for f, v in stage["config"].items() if f not in RUN_EMBEDDING_FIELDS}
+            over = {f"embedding.{f}": v for f, v in stage["config"].items() if f not in EMBEDDING_USE_FIELDS}
             over["embedding.init"] = str(outs[-1]) if outs else ""
             cfg = get_config(profile or stage["profile"], over)
             out = out_dir / f"stage{k}_{stage['file'].stem}.pt"
@@ -760,7 +760,7 @@ def _card_overrides(trained: dict, profile: str) -> list[tuple[str, object]]:
     """The surrogate training fields of a checkpoint's config that differ from the profile's defaults."""
     default = get_config(profile).to_dict()["embedding"]
     # how the surrogate is used, not how it was trained
-    return [(k, v) for k, v in trained.items() if k not in RUN_EMBEDDING_FIELDS and k in default and default[k] != v]
+    return [(k, v) for k, v in trained.items() if k not in EMBEDDING_USE_FIELDS and k in default and default[k] != v]
 
 
 def card_path(asset: str | Path) -> Path:

@@ -243,3 +243,10 @@ def test_runs_the_cache_treats_as_equal_give_the_same_metrics(env, tmp_path):
     with compute.reference_impl():
         reference_id = run_id(_cfg())
     assert reference_id != run_id(_cfg())
+
+
+def test_the_same_embedding_weights_under_two_names_are_one_run():
+    from bimodal.train import run_id
+
+    assert run_id(_cfg(embedding__checkpoint="")) == run_id(_cfg(embedding__checkpoint="surrogate"))
+    assert run_id(_cfg(embedding__checkpoint="surrogate_1sf_600")) != run_id(_cfg())  # other weights, other run
