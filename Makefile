@@ -52,11 +52,13 @@ $(STAMP): requirements.lock pyproject.toml
 data: setup
 	$(PY) -m bimodal data build --profile $(PROFILE)
 
-# tests/test_notebooks.py executes every notebook with papermill in the smoke profile into outputs/notebooks-smoke;
-# nbval then re-runs those executed copies (their injected parameters keep them in the smoke profile).
+# The smoke data is built first (loading never renders data). tests/test_notebooks.py executes every notebook with
+# papermill in the smoke profile into outputs/notebooks-smoke; nbval then re-runs those executed copies (their
+# injected parameters keep them in the smoke profile).
 # One torch thread per process (kernels inherit it): on a loaded 2-core machine two threads made smoke runs 4x slower.
 test: setup
 	@start=$$(date +%s); export OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1}; \
+	$(PY) -m bimodal data build --profile smoke --no-record && \
 	$(PY) -m pytest -v --durations=15 tests -p no:cacheprovider && \
 	BIMODAL_RESULTS=outputs/results-smoke BIMODAL_FIGURES=outputs/figures-smoke \
 	  $(PY) -m pytest -v --durations=10 --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider outputs/notebooks-smoke && \

@@ -1,0 +1,33 @@
+"""The surrogate's own training settings: the `embedding.*` config fields other than the four that say which
+embedding a separator run uses (bimodal.config.RUN_EMBEDDING_FIELDS, the only ones in a run's config hash), and the
+defaults of `bimodal embedding train`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from bimodal.config import RUN_EMBEDDING_FIELDS, Config, EmbeddingConfig, get_config
+from bimodal.utils import runs_root
+
+# how `bimodal embedding train` runs unless told: one torch thread (the machine is shared) and this many
+# evaluations on the corpus validation split, which select the checkpoint; the model card omits the defaults
+TRAIN_THREADS, TRAIN_EVALS = 1, 5
+
+
+def training_fields(embedding: dict) -> dict:
+    """The surrogate-training fields of an `embedding` config section (a dict, e.g. one recorded in a checkpoint)."""
+    return {k: v for k, v in embedding.items() if k not in RUN_EMBEDDING_FIELDS}
+
+
+def non_default_fields(trained: dict, profile: str) -> list[tuple[str, object]]:
+    """The surrogate-training fields of a recorded config that differ from the profile's defaults."""
+    default = get_config(profile).to_dict()["embedding"]
+    return [(k, v) for k, v in training_fields(trained).items() if k in default and default[k] != v]
+
+
+def unknown_fields(recorded: dict) -> list[str]:
+    """Recorded config fields that EmbeddingConfig no longer has (such a record cannot be replayed as it was)."""
+    return sorted(set(recorded) - set(EmbeddingConfig.__dataclass_fields__))
+
+
+def default_out(cfg: Config) -> Path:
+    return runs_root() / "embedding" / cfg.hash() / "surrogate.pt"
