@@ -93,3 +93,13 @@ def test_run_ids_of_known_configs_are_unchanged(profile, overrides, config_hash,
     if run_id is not None:
         assert embedding_fingerprint(cfg) == ("minilm" if cfg.embedding.backend == "surrogate" else "missing")
         assert run_id_of(cfg) == run_id and run_dir_for(cfg).name == f"{profile}-{cfg.train.method}-{run_id}"
+
+
+def test_surrogate_trainings_with_other_settings_save_to_other_folders():
+    from bimodal.surrogate.settings import default_out
+
+    base = get_config("quick")
+    other = base.override({"embedding.steps": 800})
+    assert other.hash() == base.hash()  # the separator's run identity ignores how the surrogate was trained ...
+    assert default_out(other) != default_out(base)  # ... but a training must not overwrite another's checkpoint
+    assert default_out(base) == default_out(get_config("quick"))

@@ -25,7 +25,8 @@ def cli(argv: list[str]) -> int:
         s.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                        help="config override, e.g. embedding.steps=800 (repeatable)")
         if name == "train":
-            s.add_argument("--out", default=None, help="checkpoint path (default runs/embedding/<hash>/surrogate.pt)")
+            s.add_argument("--out", default=None, help="checkpoint path (default runs/embedding/<key>/surrogate.pt, "
+                                                       "keyed by the profile, data and embedding settings)")
             s.add_argument("--threads", type=int, default=TRAIN_THREADS,
                            help="torch threads (default 1: the machine is shared; recorded in the checkpoint)")
             s.add_argument("--evals", type=int, default=TRAIN_EVALS,

@@ -3,6 +3,8 @@ embedding a separator run uses (bimodal.config.RUN_EMBEDDING_FIELDS, the only on
 defaults of `bimodal embedding train`."""
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 from bimodal.config import RUN_EMBEDDING_FIELDS, Config, EmbeddingConfig, get_config
@@ -29,5 +31,14 @@ def unknown_fields(recorded: dict) -> list[str]:
     return sorted(set(recorded) - set(EmbeddingConfig.__dataclass_fields__))
 
 
+def training_key(cfg: Config) -> str:
+    """12 hex digits naming a surrogate training: the profile, the data section (the corpus's size, rate, seed) and
+    the whole embedding section. Not Config.hash(), which leaves the surrogate's training fields out by design."""
+    d = cfg.to_dict()
+    blob = json.dumps({k: d[k] for k in ("profile", "data", "embedding")}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
 def default_out(cfg: Config) -> Path:
-    return runs_root() / "embedding" / cfg.hash() / "surrogate.pt"
+    """Where `bimodal embedding train` saves a checkpoint unless told: runs/embedding/<training key>/."""
+    return runs_root() / "embedding" / training_key(cfg) / "surrogate.pt"
