@@ -26,7 +26,7 @@ from bimodal.datasets.layout import (EMBEDDING_COLUMNS, EMBEDDING_VAL_EVERY, SEP
 from bimodal.datasets.melodies import Melody, group_unit, melody_pool
 from bimodal.datasets.render import render_clip
 from bimodal.datasets.soundfonts import SOUNDFONT_SILENT_LABELS, corpus_soundfont
-from bimodal.utils import file_sha256, results_root
+from bimodal.utils import file_sha256, outputs_root
 
 MELODY_SPLITS = (("train", 0.7), ("val", 0.8), ("test", 1.0))  # cumulative shares of melody groups
 
@@ -156,8 +156,8 @@ def _dir_size(path: Path) -> int:
 
 
 def record_build(profile: str, what: str, seconds: float, clips: int, rendered: int, folder: Path) -> None:
-    """Append one measured build to results/data_build.csv."""
-    path = results_root() / "data_build.csv"
+    """Append one measured build to outputs/data_build.csv (`bimodal readme --adopt-timings` publishes it)."""
+    path = outputs_root() / "data_build.csv"
     row = pd.DataFrame([{"profile": profile, "what": what, "clips": clips, "rendered_now": rendered,
                          "seconds": round(seconds, 1), "megabytes": round(_dir_size(folder) / 2**20, 1),
                          "when": time.strftime("%Y-%m-%d %H:%M:%S")}])

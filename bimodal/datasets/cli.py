@@ -33,7 +33,7 @@ def cli(argv: list[str]) -> int:
                    help="config override, repeatable, e.g. data.clips_per_class=100 or "
                         "embedding.soundfonts=timgm6mb,csound (the corpus SoundFonts to render)")
     b.add_argument("--root", default=None, help="data root (default: $BIMODAL_DATA or <repo>/data)")
-    b.add_argument("--no-record", action="store_true", help="do not append the build time to results/data_build.csv")
+    b.add_argument("--no-record", action="store_true", help="do not append the build time to outputs/data_build.csv")
     b.add_argument("--workers", type=int, default=1, help="render in this many processes (same bytes)")
     c = sub.add_parser("compositions", help="rewrite the shipped val/test composition CSVs of a profile")
     c.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"])

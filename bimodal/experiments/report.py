@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from bimodal.experiments.tables import Table
-from bimodal.utils import REPO_ROOT, available_cpus, results_root
+from bimodal.utils import REPO_ROOT, available_cpus, outputs_root, results_root
 
 
 def _fmt(value, std=None, n=None) -> str:
@@ -113,26 +113,58 @@ def update_readme(path: str | Path = REPO_ROOT / "README.md") -> None:
     path.write_text(text)
 
 
+TIMING_FILES = ("timings.csv", "data_build.csv")  # measured by make setup / test / reproduce and bimodal data build
+
+
 def record_timing(what: str, command: str, seconds: float) -> None:
-    """Append (or replace) a measured wall-clock time in results/timings.csv."""
+    """Append (or replace) a measured wall-clock time in outputs/timings.csv: a measurement of this checkout, never
+    a tracked file (`bimodal readme --adopt-timings` publishes it to results/)."""
     import platform
 
-    path = results_root() / "timings.csv"
+    path = outputs_root() / "timings.csv"
     row = {"what": what, "command": command, "seconds": round(seconds, 1),
            "machine": f"{available_cpus()}-core {platform.machine()} CPU", "date": time.strftime("%Y-%m-%d")}
     df = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=list(row))
     df = pd.concat([df[df["what"] != what], pd.DataFrame([row])], ignore_index=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(path, index=False)
 
 
+def adopt_timings() -> list[Path]:
+    """Merge the measured timings of outputs/ into results/ (timings.csv: a newer row replaces the one of the same
+    `what`; data_build.csv: rows appended). Returns the files written."""
+    written = []
+    for name in TIMING_FILES:
+        new = outputs_root() / name
+        if not new.is_file():
+            continue
+        old = results_root() / name
+        df = pd.concat([pd.read_csv(old) if old.is_file() else pd.DataFrame(), pd.read_csv(new)], ignore_index=True)
+        if name == "timings.csv":
+            df = df.drop_duplicates("what", keep="last")
+        else:
+            df = df.drop_duplicates(keep="last")
+        old.parent.mkdir(parents=True, exist_ok=True)
+        df.to_csv(old, index=False)
+        written.append(old)
+    return written
+
+
 def readme_cli(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="bimodal readme", description="write measured timings and results into "
-                                                                   "README.md")
+    p = argparse.ArgumentParser(prog="bimodal readme", description="write the results/ tables and the published "
+                                "timings (results/timings.csv, results/data_build.csv) into README.md")
     p.add_argument("--time", nargs=3, metavar=("WHAT", "COMMAND", "SECONDS"),
-                   help="record a measured wall-clock time first")
+                   help="only record a measured wall-clock time in outputs/timings.csv (README.md is left alone)")
+    p.add_argument("--adopt-timings", action="store_true",
+                   help="first merge this checkout's measured timings (outputs/timings.csv, outputs/data_build.csv) "
+                        "into results/")
     args = p.parse_args(argv)
     if args.time:
+        if args.adopt_timings:
+            p.error("--time only records; run --adopt-timings separately")
         record_timing(args.time[0], args.time[1], float(args.time[2]))
+        return 0
+    if args.adopt_timings:
+        for path in adopt_timings():
+            print(f"wrote {path}")
     update_readme()
     return 0
