@@ -62,8 +62,9 @@ def time_quick_step(repeats: int) -> list[dict]:
     and without L_CNT: the difference is what the embedding costs inside a real step (the issue: L_CNT must not
     dominate it). Needs the quick data (`bimodal data build --profile quick`)."""
     from bimodal.config import get_config
-    from bimodal.data import MixtureDataset, collate_mixtures, load_manifest
-    from bimodal.embedding import load_embedding
+    from bimodal.datasets.manifest import load_manifest
+    from bimodal.datasets.mixtures import MixtureDataset, collate_mixtures
+    from bimodal.backends import load_embedding
     from bimodal.train import Objective, _as_batch, build_separator
 
     rows = []
@@ -105,7 +106,8 @@ def main(argv=None) -> int:
     rows = []
 
     from bimodal.config import EmbeddingConfig
-    from bimodal.embedding import ASSET, SurrogateEmbedding, load_embedding
+    from bimodal.backends import load_embedding
+    from bimodal.embedding import ASSET, SurrogateEmbedding
 
     sur = load_embedding(EmbeddingConfig()) if ASSET.is_file() else SurrogateEmbedding().freeze()
     for case, batch, samples in (("issue: 32 × 6 s", 32, 65535), ("quick step: 64 × 3 s", 64, 32767)):

@@ -60,8 +60,8 @@ class Setup:
     """Data, embedding and a seeded separator of one (method, K) at the quick size."""
 
     def __init__(self, method: str, k: int, batches: int):
-        from bimodal.data import load_manifest
-        from bimodal.embedding import load_embedding
+        from bimodal.datasets import load_manifest
+        from bimodal.backends import load_embedding
         from bimodal.train import Objective, _as_batch, _datasets, _loader, build_separator
         from bimodal.utils import seed_everything
 

@@ -7,13 +7,13 @@ import sys
 
 COMMANDS = {
     "versions": ("bimodal.cli", "versions_cli", "print package versions, git commit and device (for bug reports)"),
-    "data": ("bimodal.data", "cli", "build SynthMUSIC-21 / the embedding corpus, index real datasets"),
-    "embedding": ("bimodal.embedding", "cli", "train / evaluate the offline CLAP-surrogate"),
+    "data": ("bimodal.datasets.cli", "cli", "build SynthMUSIC-21 / the embedding corpus, index real datasets"),
+    "embedding": ("bimodal.surrogate.cli", "cli", "train / evaluate the offline CLAP-surrogate"),
     "separate": ("bimodal.model", "separate_cli", "separate a sound from an audio file with a text prompt"),
     "train": ("bimodal.train", "cli", "train one run (cached by config hash, resumes by default)"),
-    "reproduce": ("bimodal.experiments", "reproduce_cli", "run the notebooks with papermill and render tables"),
-    "tables": ("bimodal.experiments", "tables_cli", "train what a table needs and write results/<table>.csv"),
-    "readme": ("bimodal.experiments", "readme_cli", "write measured timings and results/ tables into README.md"),
+    "reproduce": ("bimodal.experiments.batch", "reproduce_cli", "run the notebooks with papermill and render tables"),
+    "tables": ("bimodal.experiments.collect", "tables_cli", "train what a table needs and write results/<table>.csv"),
+    "readme": ("bimodal.experiments.report", "readme_cli", "write measured timings and results/ tables into README.md"),
 }
 
 

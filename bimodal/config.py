@@ -24,7 +24,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class DataConfig:
-    dataset: str = "synthmusic21"  # synthmusic21 | path to a common-format index CSV (bimodal.data index builders)
+    dataset: str = "synthmusic21"  # synthmusic21 | path to a common-format index CSV (bimodal.datasets.index builders)
     root: str = ""  # where the generated dataset lives; "" = $BIMODAL_DATA or <repo>/data
     sample_rate: int = 11025  # Hz, the paper's rate (Appendix E.2)
     clip_samples: int = 65535  # stored clip length, ≈6 s as in the paper
@@ -69,7 +69,7 @@ class EmbeddingConfig:
     checkpoint: str = ""  # laion_clap: local .pt path; surrogate: "" = the weights shipped in the package
     tokenizer: str = ""  # laion_clap: local roberta-base tokenizer folder
     audio_model: str = "HTSAT-base"  # laion_clap audio branch of the checkpoint
-    # surrogate training (bimodal.embedding_train); the architecture itself is stored in the checkpoint
+    # surrogate training (bimodal.surrogate); the architecture itself is stored in the checkpoint
     embed_dim: int = 256  # surrogate joint-space width (LAION-CLAP: 512, fixed by its checkpoint)
     steps: int = 400  # optimiser steps (batch_size clips each)
     batch_size: int = 64
@@ -84,8 +84,8 @@ class EmbeddingConfig:
     # infonce: symmetric soft-target InfoNCE (CLAP's loss); sigmoid: per-pair logistic loss over the labels
     # (SigLIP), where a 2-source mixture is a full positive of both its labels; infonce+sigmoid: their sum
     objective: str = "infonce"
-    # SoundFonts of the surrogate's corpus, comma-separated names of bimodal.synth.CORPUS_SOUNDFONTS (never FluidR3,
-    # the separator's): each renders the same scores, so a second one adds timbres of the same labels
+    # SoundFonts of the surrogate's corpus, comma-separated names of bimodal.datasets.soundfonts.CORPUS_SOUNDFONTS
+    # (never FluidR3, the separator's): each renders the same scores, so a second one adds timbres of the same labels
     soundfonts: str = "timgm6mb"
     # warm start: a shipped surrogate's name or a checkpoint path whose weights (and architecture: embed_dim, width
     # and pool must match) start training; steps and lr then set a fresh warm-up + cosine schedule. "" = from scratch
@@ -299,7 +299,7 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"config field 'embedding.add_weight' must be ≥ 0, got {e.add_weight}")
     if e.pool not in ("meanmax", "mean", "late"):
         raise ConfigError(f"config field 'embedding.pool': {e.pool!r} is not 'meanmax', 'mean' or 'late'")
-    from bimodal.synth import CORPUS_SOUNDFONTS
+    from bimodal.datasets.soundfonts import CORPUS_SOUNDFONTS
 
     unknown = [sf for sf in e.soundfont_list if sf not in CORPUS_SOUNDFONTS]
     if unknown or not e.soundfont_list or len(set(e.soundfont_list)) < len(e.soundfont_list):

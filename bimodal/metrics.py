@@ -102,6 +102,14 @@ def is_silent_source(x, threshold: float = SILENCE_THRESHOLD) -> np.ndarray:
     return np.abs(_as_2d_f64(x, "signal")).sum(axis=1) <= threshold
 
 
+def _coherence_db(coh: np.ndarray) -> np.ndarray:
+    """fast_bss_eval's map from a squared cosine to dB, without clamping (clamp_db=None): coh clipped to [0, 1],
+    then 10·log10(coh / (1 − coh)); 1 gives +inf, as mir_eval's _safe_db."""
+    coh = np.clip(coh, 0.0, 1.0)
+    with np.errstate(divide="ignore"):
+        return 10.0 * np.log10(coh / (1.0 - coh))
+
+
 def _bss_eval_with_mixture(r: np.ndarray, e: np.ndarray, mix: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """``bss_eval(r, e)`` and the SDRs of the mixture taken as every source's estimate, in one pass.
 
@@ -116,9 +124,8 @@ def _bss_eval_with_mixture(r: np.ndarray, e: np.ndarray, mix: np.ndarray) -> tup
         S = r.shape[0]
         idx = np.arange(S)
         c_sdr, c_sar = coh_sdr[idx, idx], coh_sar[idx, idx]  # estimate j against reference j
-        db = lambda coh: 10.0 * np.log10(coh / (1.0 - coh))  # noqa: E731 (fast_bss_eval's coherence → dB map)
-        metrics = {"sdr": db(c_sdr), "sir": db(c_sdr / c_sar), "sar": db(c_sar)}
-        return metrics, db(coh_sdr[idx, S])
+        metrics = {"sdr": _coherence_db(c_sdr), "sir": _coherence_db(c_sdr / c_sar), "sar": _coherence_db(c_sar)}
+        return metrics, _coherence_db(coh_sdr[idx, S])
 
 
 def evaluate_mixture(refs, ests, mixture) -> dict[str, float] | None:

@@ -560,7 +560,7 @@ def separate_cli(argv: list[str]) -> int:
         in_sr, in_frames, _ = audio_info(args.mixture)
         wave = torch.from_numpy(load_audio(args.mixture, sr))
         # Looked up through sys.modules (importlib) so tests can substitute the embedding module.
-        embedding = importlib.import_module("bimodal.embedding").load_embedding(cfg.embedding)
+        embedding = importlib.import_module("bimodal.backends").load_embedding(cfg.embedding)
         chunk = int(args.chunk_seconds * sr) if args.chunk_seconds > 0 else None
         out = sep.separate(wave, [args.prompt], embedding, chunk_samples=chunk)[0]  # [T]
     except (AudioError, CheckpointError, ConfigError, ValueError, OSError) as exc:

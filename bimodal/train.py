@@ -4,7 +4,7 @@ semi-supervised runs; resumable, optionally distributed (torchrun / DDP), evalua
 Loss domain (a deliberate choice, `train.loss_domain`): **magnitude** by default — ℓ1 between masked magnitude
 spectrograms weighted by clamp(log1p(|mixture|), 1e-3, 10), as the authors' code (and Sound-of-Pixels) does; the
 paper writes eqs. 2 and 5 as ℓ1 on f_θ's outputs, which is the `waveform` option. L_CNT always embeds waveforms.
-Targets are scaled once (bimodal.data divides every source by N·K), unlike the authors' in-place double scaling.
+Targets are scaled once (bimodal.datasets divides every source by N·K), unlike the authors' in-place double scaling.
 
 Single-source branch input (`train.single_source_input`): **component** — f_θ(M_n, T_n^k) as Algorithm 1 and
 eq. 5 state, the default and what the tables use — or **mom**, f_θ(MoM, T_n^k) as the authors' code does.
@@ -265,7 +265,7 @@ def build_separator(cfg: Config, embedding):
 
 def _datasets(cfg: Config, manifest: pd.DataFrame, rank: int, world: int):
     """Training datasets for the method: (mixtures, single_sources or None)."""
-    from bimodal.data import MixtureDataset
+    from bimodal.datasets.mixtures import MixtureDataset
 
     d, t = cfg.data, cfg.train
     items = d.train_items_per_epoch
@@ -284,7 +284,7 @@ def _datasets(cfg: Config, manifest: pd.DataFrame, rank: int, world: int):
 def _loader(dataset, cfg: Config, rank: int, world: int) -> DataLoader:
     """Items are pure functions of (seed, epoch, index): a sequential loader over this rank's share of a global
     batch keeps runs resumable and makes 2 ranks × B/2 see exactly the items of 1 rank × B."""
-    from bimodal.data import collate_mixtures
+    from bimodal.datasets.mixtures import collate_mixtures
 
     B = cfg.train.batch_size
     if B % world:
@@ -315,7 +315,7 @@ def evaluate(separator, embedding, cfg: Config, name: str = "val2", *, limit: in
              batch_size: int = 8, progress: bool = False) -> tuple[pd.DataFrame, dict]:
     """Separate every mixture of a shipped composition ("val2", "test2", "test3") querying each source with
     "The sound of X"; BSS-Eval v3 in float64 on the CPU. Returns (per-mixture table, summary)."""
-    from bimodal.data import EvalMixtureDataset
+    from bimodal.datasets.mixtures import EvalMixtureDataset
     from bimodal.metrics import evaluate_mixture, summarize
 
     core = separator.module if hasattr(separator, "module") else separator
@@ -386,8 +386,8 @@ def train_run(cfg: Config, run_dir: str | Path | None = None, *, resume: bool = 
 
 def _train_run(cfg: Config, run_dir: Path, *, resume: bool, progress: bool, test_sets: tuple[str, ...],
                max_epochs: int | None) -> dict:
-    from bimodal.data import load_manifest
-    from bimodal.embedding import load_embedding
+    from bimodal.datasets.manifest import load_manifest
+    from bimodal.backends import load_embedding
 
     rank, world = init_distributed()
     t = cfg.train

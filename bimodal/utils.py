@@ -70,6 +70,14 @@ def runs_root() -> Path:
     return Path(os.environ.get("BIMODAL_RUNS") or REPO_ROOT / "runs")
 
 
+def outputs_root() -> Path:
+    """Where this checkout's own measurements and scratch outputs go (timings, data-build times, executed notebooks,
+    smoke results): <repo>/outputs, never tracked by git. Created on first use."""
+    path = REPO_ROOT / "outputs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def results_root() -> Path:
     return Path(os.environ.get("BIMODAL_RESULTS") or REPO_ROOT / "results")
 

@@ -1,4 +1,4 @@
-"""bimodal.data / bimodal.synth on the smoke profile, in temporary folders (never the repo's data/)."""
+"""bimodal.datasets on the smoke profile, in temporary folders (never the repo's data/)."""
 from __future__ import annotations
 
 import hashlib
@@ -11,8 +11,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from bimodal import data as D
-from bimodal import synth as S
+from bimodal import datasets as D
+from bimodal.datasets import build, melodies, render, soundfonts, styles
+from bimodal.datasets.cli import cli as data_cli
+from bimodal.datasets.instruments import instrument_for
 from bimodal.audio import is_silent
 from bimodal.config import get_config
 
@@ -62,7 +64,7 @@ def test_manifest_complete_and_clips_valid(manifest, smoke_cfg):
         wave, sr = sf.read(row.path, dtype="float32")
         assert sr == SR and wave.ndim == 1 and len(wave) == cfg.clip_samples, row.path
         assert not is_silent(wave), row.path
-        assert S.gap_fraction(wave, SR) <= 0.3, row.path  # no long rests
+        assert render.gap_fraction(wave, SR) <= 0.3, row.path  # no long rests
         assert hashlib.sha256(open(row.path, "rb").read()).hexdigest() == row.sha256
 
 
@@ -99,41 +101,41 @@ def test_incremental_build_renders_only_missing(smoke_cfg, tmp_path, monkeypatch
     cfg.clips_per_class = 1
     D.build_synthmusic21(cfg, verbose=False, classes=("flute",))
     calls = []
-    real = D.render_clip
-    monkeypatch.setattr(D, "render_clip", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    real = build.render_clip
+    monkeypatch.setattr(build, "render_clip", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
     cfg.clips_per_class = 2
     df = D.build_synthmusic21(cfg, verbose=False, classes=("flute",))
     assert calls == ["flute"] and len(df) == 2
 
 
 def test_melody_pools_disjoint():
-    sep = {m.group for m in S.melody_pool("separation")}
-    emb = {m.group for m in S.melody_pool("embedding")}
+    sep = {m.group for m in melodies.melody_pool("separation")}
+    emb = {m.group for m in melodies.melody_pool("embedding")}
     assert len(sep) > 500 and len(emb) > 100 and not sep & emb
 
 
 def test_repeated_pitch_is_not_cut_by_late_note_off():
-    score = S.Score()
+    score = styles.Score()
     score.note(0.0, 0.5, 60, 100)
     score.note(0.45, 0.5, 60, 100)  # the first note is still held when the second starts
     ev = [(round(e.t, 3), e.kind) for e in score.timeline()]
     assert ev == [(0.0, "on"), (0.45, "off"), (0.45, "on"), (0.95, "off")]
-    wave = S.get_renderer(str(S.fluidr3_path())).render(score, 22050, 0)
+    wave = render.get_renderer(str(soundfonts.fluidr3_path())).render(score, 22050, 0)
     late = wave[int(0.6 * 22050):int(0.9 * 22050)]
     assert np.sqrt(np.mean(late**2)) > 0.1 * np.sqrt(np.mean(wave[:9000] ** 2))
 
 
 def test_erhu_is_not_violin_again():
     """Same melody and seed: erhu's glides/vibrato make it differ from the violin preset it proxies."""
-    mel = S.melody_pool("separation")[:5]
-    erhu, info = S.render_clip("erhu", mel, [1, 2, 3], n_samples=8192)
-    events = S.Score()
+    mel = melodies.melody_pool("separation")[:5]
+    erhu, info = render.render_clip("erhu", mel, [1, 2, 3], n_samples=8192)
+    events = styles.Score()
     rng = np.random.default_rng(0)
-    ctx = S.Ctx(rng, 0.5, 2.0, [(0.0, 1.0, 70), (1.0, 1.0, 74)], 0, False, 4.0, 62, 88)
-    S.style_erhu(events, ctx, 80)
+    ctx = styles.Ctx(rng, 0.5, 2.0, [(0.0, 1.0, 70), (1.0, 1.0, 74)], 0, False, 4.0, 62, 88)
+    styles.style_erhu(events, ctx, 80)
     bends = [e for e in events.events if e.kind == "bend"]
     assert len(bends) > 50 and len({e.a for e in bends}) > 20  # continuous pitch gestures
-    assert S.instrument_for("erhu").program == 110 and not is_silent(erhu)
+    assert instrument_for("erhu").program == 110 and not is_silent(erhu)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -169,7 +171,7 @@ def test_embedding_corpus_second_soundfont_renders_the_same_scores(smoke_root, m
         wave, sr = sf.read(path, dtype="float32")
         assert sr == SR and not is_silent(wave)
     # labels a SoundFont cannot sound are left out of its corpus (opl3 has no triangle or castanets)
-    monkeypatch.setitem(S.SOUNDFONT_SILENT_LABELS, "csound", ("piano",))
+    monkeypatch.setitem(soundfonts.SOUNDFONT_SILENT_LABELS, "csound", ("piano",))
     assert set(D.build_embedding_corpus("smoke", smoke_root, verbose=False, labels=labels,
                                         soundfont="csound")["label"]) == {"violin", "drum"}
     with pytest.raises(ValueError, match="unknown corpus SoundFont 'fluidr3'"):
@@ -373,8 +375,47 @@ def test_index_vggsound_and_audiocaps(tmp_path):
 
 
 def test_cli_build_smoke(smoke_root, manifest, capsys):
-    assert D.cli(["build", "--profile", "smoke", "--what", "separation", "--root", str(smoke_root),
+    assert data_cli(["build", "--profile", "smoke", "--what", "separation", "--root", str(smoke_root),
                   "--no-record"]) == 0
     assert f"{len(manifest)} clips, 0 rendered" in capsys.readouterr().out
     with pytest.raises(SystemExit):
-        D.cli(["build", "--profile", "nope"])
+        data_cli(["build", "--profile", "nope"])
+
+
+def test_loading_never_renders_a_missing_dataset(tmp_path, smoke_root, manifest, monkeypatch):
+    from bimodal.datasets.manifest import build_command
+    from bimodal.surrogate.corpus import load_corpus
+
+    monkeypatch.setattr(build, "render_clip", lambda *a, **k: pytest.fail("loading rendered a clip"))
+    cfg = get_config("smoke", {"data.root": str(tmp_path)}).data
+    command = f"bimodal data build --profile smoke --what separation --root {tmp_path}"
+    with pytest.raises(D.DatasetNotBuilt, match=f"manifest.csv does not exist; run `{command}`"):
+        D.load_manifest(cfg)
+    with pytest.raises(D.DatasetNotBuilt, match="evaluation set 'test2' needs .* run `bimodal data build"):
+        D.EvalMixtureDataset(cfg, "test2")
+    with pytest.raises(D.DatasetNotBuilt, match="embedding corpus in csound .* --what embedding --set "
+                                                "embedding.soundfonts=csound"):
+        load_corpus("smoke", tmp_path, ("csound",))
+    # a size no profile has: the command says which fields to set
+    big = get_config("smoke", {"data.clips_per_class": 7}).data
+    assert build_command(big) == ("bimodal data build --profile quick --what separation --set data.clip_samples=16383 "
+                                  "--set data.clips_per_class=7 --set data.embedding_clips_per_label=2")
+    # a built dataset with a clip gone names the clip; the complete one loads as built
+    complete = get_config("smoke", {"data.root": str(smoke_root)}).data
+    assert list(D.load_manifest(complete)["sha256"]) == list(manifest["sha256"])
+    gone = Path(manifest["path"].iloc[3])
+    moved = gone.rename(gone.with_suffix(".bak"))
+    try:
+        with pytest.raises(D.DatasetNotBuilt, match=f"lacks 1 of its 126 clips \\(e.g. clips/{gone.parent.name}/"
+                                                    f"{gone.name}\\)"):
+            D.load_manifest(complete)
+    finally:
+        moved.rename(gone)
+
+
+def test_cli_build_takes_config_overrides(smoke_root, manifest, capsys):
+    assert data_cli(["build", "--profile", "smoke", "--what", "separation", "--root", str(smoke_root),
+                     "--set", "data.clips_per_class=3", "--no-record"]) == 0
+    assert f"{21 * 3} clips, 0 rendered" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        data_cli(["build", "--profile", "smoke", "--set", "data.nope=1"])

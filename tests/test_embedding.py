@@ -11,9 +11,15 @@ import torch.nn.functional as F
 
 from bimodal.clap import LaionClapEmbedding, load_roberta_tokenizer, repeatpad, write_test_tokenizer
 from bimodal.config import EmbeddingConfig, get_config
-from bimodal.embedding import ASSET, JointEmbedding, SurrogateEmbedding, load_embedding
-from bimodal.embedding_train import (BatchMaker, Corpus, additivity_loss, replay, sigmoid_multilabel, soft_infonce,
-                                     train_surrogate, training_chain, write_card, write_results, zero_shot_eval)
+from bimodal.backends import load_embedding
+from bimodal.embedding import ASSET, JointEmbedding, SurrogateEmbedding
+from bimodal.surrogate.batches import BatchMaker
+from bimodal.surrogate.cards import write_card
+from bimodal.surrogate.corpus import Corpus
+from bimodal.surrogate.objectives import additivity_loss, sigmoid_multilabel, soft_infonce
+from bimodal.surrogate.replay import replay, training_chain
+from bimodal.surrogate.training import train_surrogate
+from bimodal.surrogate.zeroshot import write_results, zero_shot_eval
 from bimodal.utils import file_sha256, seed_everything
 
 PROMPTS = ["The sound of violin", "The sound of cello", "The sound mixture of piano and flute"]
@@ -367,7 +373,7 @@ def test_replay_retrains_a_warm_started_chain(tmp_path, capsys):
     assert last.metadata["init"]["file"] == "stage1_a.pt" and last.metadata["init"]["sha256"] == \
         file_sha256(outs[0])[:16]
     # the CLI lists the same stages, with the overrides that made each, and trains nothing on --dry-run
-    from bimodal.embedding_train import cli
+    from bimodal.surrogate.cli import cli
     capsys.readouterr()  # drop what the replay printed
     assert cli(["replay", "--checkpoint", str(tmp_path / "b.pt"), "--dry-run"]) == 0
     listed = capsys.readouterr().out.splitlines()

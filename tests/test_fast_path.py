@@ -9,7 +9,7 @@ import torch
 
 from bimodal import compute
 from bimodal.config import get_config
-from bimodal.synth import CLASSES, mixture_prompt, single_prompt
+from bimodal.datasets.labels import CLASSES, mixture_prompt, single_prompt
 
 # the quick profile's structure (gate-first output, channels-last decoder, two Modulator levels) at smoke sizes
 OVERRIDES = {"train.method": "proposed", "model.levels": 4, "model.modulator_levels": 2}
@@ -41,7 +41,7 @@ def _loss_and_grads(cfg, separator, embedding, batch, reference: bool):
 
 @pytest.fixture(scope="module")
 def models():
-    from bimodal.embedding import load_embedding
+    from bimodal.backends import load_embedding
     from bimodal.train import build_separator
 
     cfg = get_config("smoke", OVERRIDES)
@@ -99,7 +99,7 @@ def test_text_states_real_tokens_only_and_padding_states_on_request(models):
 
 
 def test_cross_attention_without_key_mask_sees_the_encoders_padded_states():
-    from bimodal.embedding import load_embedding
+    from bimodal.backends import load_embedding
     from bimodal.train import Objective
 
     cfg = get_config("smoke", {**OVERRIDES, "model.ca_key_padding_mask": False})

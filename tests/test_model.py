@@ -251,7 +251,7 @@ def test_cli_separates_a_generated_stereo_file(tmp_path, monkeypatch):
         asked["backend"] = ecfg.backend
         return FakeEmbedding()
 
-    monkeypatch.setitem(sys.modules, "bimodal.embedding", types.SimpleNamespace(load_embedding=load_embedding))
+    monkeypatch.setitem(sys.modules, "bimodal.backends", types.SimpleNamespace(load_embedding=load_embedding))
     sr, n = 22050, 30000
     t = np.arange(n) / sr
     stereo = np.stack([0.3 * np.sin(2 * np.pi * 440 * t), 0.3 * np.sin(2 * np.pi * 660 * t)], 1)

