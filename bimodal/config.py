@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 
 PROFILES = ("smoke", "quick", "paper")
+VARIETIES = ("basic", "varied")  # data.variety: how SynthMUSIC-21 is rendered
 
 
 class ConfigError(ValueError):
@@ -40,6 +41,10 @@ class DataConfig:
     test_mixtures: int = 0  # 0 = the whole shipped test composition
     eval_passes: int = 1  # shipped val/test compositions: each val/test clip anchors this many mixtures
     seed: int = 0  # rendering seed of the embedded dataset
+    # SynthMUSIC-21 rendering: "basic" = one GM preset per class, a light room, one target loudness; "varied" = per
+    # clip a preset among the class's FluidR3 variants, velocity and articulation spread, microphone EQ, rooms up
+    # to 1.8 s, a level spread and a noise floor (docs/DATA_CARD.md says why; the embedding corpus is unaffected)
+    variety: str = "varied"
 
 
 @dataclass
@@ -142,9 +147,14 @@ class Config:
     def identity(self) -> dict:
         """What identifies a separator run: the config without the surrogate's own training hyper-parameters
         (a run depends on the embedding's *weights*, which bimodal.train fingerprints, not on how they were
-        trained)."""
+        trained), and without fields added later while they hold the value every earlier run had
+        (IDENTITY_NEUTRAL), so adding a field does not re-key the runs trained before it."""
         d = self.to_dict()
         d["embedding"] = {k: d["embedding"][k] for k in RUN_EMBEDDING_FIELDS}
+        for key, neutral in IDENTITY_NEUTRAL.items():
+            section, name = key.split(".")
+            if d[section].get(name) == neutral:
+                del d[section][name]
         return d
 
     def hash(self) -> str:
@@ -170,6 +180,9 @@ class Config:
         validate(new)
         return new
 
+
+# Fields added after runs were trained, with the value those runs had: left out of the identity while they hold it.
+IDENTITY_NEUTRAL: dict[str, Any] = {"data.variety": "basic"}
 
 # The fields that say which embedding a run uses (the rest of EmbeddingConfig says how a surrogate is trained).
 EMBEDDING_USE_FIELDS = ("backend", "checkpoint", "tokenizer", "audio_model")
@@ -307,6 +320,8 @@ def validate(cfg: Config) -> None:
                           f"SoundFonts among {', '.join(CORPUS_SOUNDFONTS)} (comma-separated)")
     if not 0 < e.crop_min <= e.crop_max or e.lr <= 0:
         raise ConfigError("config fields 'embedding.crop_min' ≤ 'embedding.crop_max' and 'embedding.lr' must be > 0")
+    if d.variety not in VARIETIES:
+        raise ConfigError(f"config field 'data.variety': {d.variety!r} is not one of {', '.join(VARIETIES)}")
     if d.train_subset not in ("all", "single", "mixture"):
         raise ConfigError("config field 'data.train_subset' must be 'all', 'single' or 'mixture'")
     if d.train_subset != "all" and d.single_source_fraction <= 0:

@@ -24,7 +24,7 @@ from bimodal.datasets.labels import CLASSES
 from bimodal.datasets.layout import (EMBEDDING_COLUMNS, EMBEDDING_VAL_EVERY, SEPARATION_COLUMNS, absolute,
                                      clip_path, clip_split, embedding_dir, synthmusic21_dir, write_csv)
 from bimodal.datasets.melodies import Melody, group_unit, melody_pool
-from bimodal.datasets.render import render_clip
+from bimodal.datasets.render import VARIED_COLUMNS, render_clip
 from bimodal.datasets.soundfonts import SOUNDFONT_SILENT_LABELS, corpus_soundfont
 from bimodal.utils import file_sha256, outputs_root
 
@@ -63,11 +63,14 @@ def _render_one(job: tuple) -> dict:
     label_id = (CLASSES if corpus == "separation" else embedding_labels()).index(label)
     seed_seq = [cfg.seed, 0 if corpus == "separation" else 1, label_id, idx]
     wave, info = render_clip(label, _melodies_by_split(corpus, cfg.seed)[split], seed_seq,
-                             n_samples=cfg.clip_samples, sample_rate=cfg.sample_rate, sf2=sf2)
+                             n_samples=cfg.clip_samples, sample_rate=cfg.sample_rate, sf2=sf2,
+                             variety=cfg.variety if corpus == "separation" else "basic")
     save_audio(path, wave, cfg.sample_rate)
     row = {"path": rel, "cls" if corpus == "separation" else "label": label, "idx": idx,
            "melody_id": info["melody_id"], "group": info["group"], "split": split, "tempo": info["tempo"],
            "sha256": file_sha256(path)}
+    if "preset" in info:  # the varied rendering records what it drew
+        row.update({k: info[k] for k in VARIED_COLUMNS})
     if corpus == "embedding":
         caption, variants = captions_for(label, info["tempo"], np.random.default_rng(seed_seq + [7]))
         row.update(caption=caption, captions="|".join(variants))
@@ -120,8 +123,8 @@ def build_synthmusic21(cfg: DataConfig, profile: str | None = None, *, verbose: 
     if verbose:
         print(f"SynthMUSIC-21{f' ({profile})' if profile else ''}: {len(classes)} classes x {cfg.clips_per_class} "
               f"clips -> {out_dir}")
-    df = _build("separation", cfg, tuple(classes), cfg.clips_per_class, out_dir, SEPARATION_COLUMNS, None, verbose,
-                workers)
+    columns = SEPARATION_COLUMNS + (list(VARIED_COLUMNS) if cfg.variety == "varied" else [])
+    df = _build("separation", cfg, tuple(classes), cfg.clips_per_class, out_dir, columns, None, verbose, workers)
     return absolute(df, out_dir)
 
 

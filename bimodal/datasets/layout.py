@@ -50,7 +50,9 @@ def synth_key(cfg: DataConfig) -> str:
 
 
 def synthmusic21_dir(cfg: DataConfig) -> Path:
-    return data_root(cfg.root) / "synthmusic21" / synth_key(cfg)
+    """SynthMUSIC-21's folder; the varied rendering (data.variety) has its own, beside the basic one."""
+    key = synth_key(cfg) + ("" if cfg.variety == "basic" else f"_{cfg.variety}")
+    return data_root(cfg.root) / "synthmusic21" / key
 
 
 def embedding_dir(cfg: DataConfig, soundfont: str = "timgm6mb") -> Path:

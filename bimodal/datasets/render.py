@@ -51,7 +51,7 @@ class Renderer:
             ("lout", ctypes.c_void_p, 1), ("loff", ctypes.c_int, 1), ("lincr", ctypes.c_int, 1),
             ("rout", ctypes.c_void_p, 1), ("roff", ctypes.c_int, 1), ("rincr", ctypes.c_int, 1))
 
-    def _new_synth(self, program: int, chan1_program: int):
+    def _new_synth(self, program: int, chan1_program: int, bank: int = 0, kit: int = 0):
         synth = self._fs.Synth(gain=0.5, samplerate=float(self.sample_rate), **{
             "synth.reverb.active": 0, "synth.chorus.active": 0, "synth.dynamic-sample-loading": 1})
         sfid = synth.sfload(self.sf2)
@@ -59,15 +59,17 @@ class Renderer:
             synth.delete()
             raise RuntimeError(f"{self.sf2}: FluidSynth could not load the SoundFont")
         if program >= 0:
-            synth.program_select(0, sfid, 0, program)
-            synth.program_select(1, sfid, 0, chan1_program)
-        synth.program_select(PERC, sfid, 128, 0)
+            synth.program_select(0, sfid, bank, program)
+            synth.program_select(1, sfid, bank, chan1_program)
+        synth.program_select(PERC, sfid, 128, kit)
         return synth
 
-    def render(self, score: Score, n_samples: int, program: int, chan1_program: int | None = None) -> np.ndarray:
-        """Mono float32 [n_samples] at self.sample_rate."""
+    def render(self, score: Score, n_samples: int, program: int, chan1_program: int | None = None, *,
+               bank: int = 0, kit: int = 0) -> np.ndarray:
+        """Mono float32 [n_samples] at self.sample_rate; `bank` selects the melodic preset's bank (FluidR3 keeps
+        variations in bank 8), `kit` the percussion kit (bank 128)."""
         total = -(-n_samples // BLOCK) * BLOCK
-        synth = self._new_synth(program, program if chan1_program is None else chan1_program)
+        synth = self._new_synth(program, program if chan1_program is None else chan1_program, bank, kit)
         out = np.zeros((total, 2), dtype=np.float32)
 
         def advance(to: int) -> None:
@@ -127,6 +129,81 @@ def room(wave: np.ndarray, rng: np.random.Generator, sr: int) -> np.ndarray:
 TARGET_RMS = 0.08  # ≈ -22 dBFS; peaks are limited to PEAK
 PEAK = 0.95
 
+# ------------------------------------------------------------------------------------------------------------------
+# The varied rendering (data.variety = "varied"): what one class sounds like changes from clip to clip, as it does
+# between recordings of real MUSIC-21 videos (instrument, player, room, microphone, level). Drawn from a random
+# stream of its own, so the basic rendering of a clip is unchanged. docs/DATA_CARD.md gives the reasons per item.
+
+# FluidR3 presets (bank, program) per class where the bank has more than one fitting instrument; others keep the
+# basic program (their variety comes from playing, room and microphone).
+VARIED_PRESETS: dict[str, tuple[tuple[int, int], ...]] = {
+    "piano": ((0, 0), (0, 1)),  # Yamaha Grand, Bright Yamaha Grand
+    "accordion": ((0, 21), (8, 21), (0, 23)),  # Accordion, Italian Accordion, Bandoneon
+    "acoustic guitar": ((0, 25), (8, 25)),  # Steel String, 12 String
+    "electric bass": ((0, 33), (0, 34)),  # Fingered, Picked
+    "saxophone": ((0, 65), (0, 66)),  # Alto, Tenor
+    "trumpet": ((0, 56), (0, 59)),  # Trumpet, Muted Trumpet
+    "violin": ((0, 40), (8, 40)),  # Violin, Slow Violin
+    "guzheng": ((0, 107), (8, 107)),  # Koto, Taisho Koto
+    "ukulele": ((0, 24), (8, 24)),  # Nylon String Guitar (the basic proxy), Ukulele
+}
+VARIED_KITS: dict[str, tuple[int, ...]] = {"drum": (0, 8, 16, 32, 40), "congas": (0, 8, 32)}  # Standard, Room,
+# Power, Jazz, Brush kits (bank 128)
+VARIED_COLUMNS = ("preset", "velocity_scale", "articulation", "eq_db", "rt60", "wet", "level_db", "snr_db")
+
+
+def varied_params(label: str, rng: np.random.Generator, program: int) -> dict:
+    """The per-clip draws of the varied rendering."""
+    presets = VARIED_PRESETS.get(label, ((0, program),))
+    bank, prog = presets[int(rng.integers(len(presets)))]
+    kits = VARIED_KITS.get(label, (0,))
+    eq = [(float(np.exp(rng.uniform(np.log(80), np.log(6000)))), float(rng.uniform(-9, 9)),
+           float(rng.uniform(0.5, 2.0))) for _ in range(int(rng.integers(1, 4)))]  # (Hz, dB, Q) peaking filters
+    return {"bank": int(bank), "program": int(prog), "kit": int(kits[int(rng.integers(len(kits)))]),
+            "velocity_scale": float(rng.uniform(0.55, 1.25)), "velocity_jitter": float(rng.uniform(0, 14)),
+            "articulation": float(rng.uniform(0.55, 1.15)), "eq": eq, "rt60": float(rng.uniform(0.2, 1.8)),
+            "wet": float(rng.uniform(0.1, 0.6)), "level_db": float(rng.uniform(-10, 4)),
+            "snr_db": float(rng.uniform(30, 55))}
+
+
+def vary_score(score: Score, p: dict, rng: np.random.Generator) -> Score:
+    """Velocity spread (a clip-wide scale and a per-note jitter: SoundFont velocity layers change the timbre) and
+    articulation spread (note lengths scaled from staccato-ish to legato)."""
+    out = Score()
+    out.events = list(score.events)
+    for start, end, key, vel, chan in score.notes:
+        v = vel * p["velocity_scale"] + rng.normal(0, p["velocity_jitter"])
+        out.note(start, max(0.03, (end - start) * p["articulation"]), key, int(round(v)), chan)
+    return out
+
+
+def microphone_eq(wave: np.ndarray, bands: list[tuple[float, float, float]], sr: int) -> np.ndarray:
+    """Peaking biquads (RBJ cookbook) for a microphone/room colouring; hand-written as three lines of the
+    cookbook since scipy has no peaking-EQ designer."""
+    from scipy.signal import lfilter
+
+    for f0, gain_db, q in bands:
+        f0 = min(f0, 0.45 * sr)
+        a_ = 10 ** (gain_db / 40)
+        w0 = 2 * np.pi * f0 / sr
+        alpha = np.sin(w0) / (2 * q)
+        b = np.array([1 + alpha * a_, -2 * np.cos(w0), 1 - alpha * a_])
+        a = np.array([1 + alpha / a_, -2 * np.cos(w0), 1 - alpha / a_])
+        wave = lfilter(b / a[0], a / a[0], wave)
+    return wave.astype(np.float32)
+
+
+def room_of(wave: np.ndarray, rng: np.random.Generator, sr: int, rt60: float, mix: float) -> np.ndarray:
+    """`room` with a given RT60 and wet share (the varied rendering draws them from wider ranges)."""
+    from scipy.signal import fftconvolve
+
+    n = int(rt60 * sr)
+    t = np.arange(n) / sr
+    ir = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)
+    ir /= np.sqrt(np.sum(ir**2)) + 1e-12
+    wet = fftconvolve(wave, ir)[: len(wave)].astype(np.float32)
+    return (1 - mix) * wave + mix * wet * (np.sqrt(np.mean(wave**2)) / (np.sqrt(np.mean(wet**2)) + 1e-12))
+
 
 def gap_fraction(wave: np.ndarray, sr: int, frame_s: float = 0.1, rel_db: float = -40.0) -> float:
     """Fraction of 100 ms frames quieter than rel_db below the clip's RMS (silent gaps)."""
@@ -141,15 +218,18 @@ def gap_fraction(wave: np.ndarray, sr: int, frame_s: float = 0.1, rel_db: float 
 
 
 def render_clip(label: str, melodies: tuple[Melody, ...], seed_seq: list[int], *, n_samples: int,
-                sample_rate: int = 11025, sf2: str | Path | None = None, max_tries: int = 6) -> tuple[np.ndarray, dict]:
-    """Render one clip of `label` with a melody drawn from `melodies`; a pure function of seed_seq.
+                sample_rate: int = 11025, sf2: str | Path | None = None, max_tries: int = 6,
+                variety: str = "basic") -> tuple[np.ndarray, dict]:
+    """Render one clip of `label` with a melody drawn from `melodies`; a pure function of seed_seq (and variety).
 
     Returns (mono float32 [n_samples] at sample_rate, info dict with melody_id, tempo, transposition, caption
-    fields...). A rendering with silent gaps (>15 % of 100 ms frames) is redrawn, up to max_tries.
+    fields...; with variety="varied" also the VARIED_COLUMNS it drew). A rendering with silent gaps (>15 % of
+    100 ms frames) is redrawn, up to max_tries.
     """
     inst = instrument_for(label)
     renderer = get_renderer(str(sf2 or fluidr3_path()))
     rng = np.random.default_rng(seed_seq)
+    vrng = np.random.default_rng([*seed_seq, 104729]) if variety == "varied" else None  # a stream of its own
     preferred = [m for m in melodies if inst.prefer and m.melody_id.startswith(inst.prefer)]
     T = n_samples / sample_rate
     n_render = int(math.ceil(T * RENDER_SR)) + 256
@@ -175,16 +255,34 @@ def render_clip(label: str, melodies: tuple[Melody, ...], seed_seq: list[int], *
         score = Score()
         dyn = rng.uniform(60, 105)
         inst.style(score, ctx, dyn)
-        hi_rate = renderer.render(score, n_render, inst.program, inst.chan1_program)
+        info = {"melody_id": mel.melody_id, "group": mel.group, "tempo": round(qpm, 2),
+                "transpose": int(placed[0] - line_p[0]), "attempt": attempt}
+        if vrng is None:
+            hi_rate = renderer.render(score, n_render, inst.program, inst.chan1_program)
+        else:
+            vp = varied_params(label, vrng, inst.program)
+            chan1 = vp["program"] if inst.chan1_program in (None, inst.program) else inst.chan1_program
+            hi_rate = renderer.render(vary_score(score, vp, vrng), n_render, vp["program"] if inst.program >= 0
+                                      else inst.program, chan1, bank=vp["bank"], kit=vp["kit"])
+            info.update(preset=f"{128 if inst.program < 0 else vp['bank']}:{vp['kit'] if inst.program < 0 else vp['program']}",
+                        velocity_scale=round(vp["velocity_scale"], 3), articulation=round(vp["articulation"], 3),
+                        eq_db="|".join(f"{f:.0f}Hz{g:+.1f}" for f, g, _ in vp["eq"]), rt60=round(vp["rt60"], 3),
+                        wet=round(vp["wet"], 3), level_db=round(vp["level_db"], 2), snr_db=round(vp["snr_db"], 1))
         wave = resample(hi_rate, RENDER_SR, sample_rate)[:n_samples].astype(np.float32)
         if len(wave) < n_samples:
             wave = np.pad(wave, (0, n_samples - len(wave)))
-        wave = room(wave, rng, sample_rate).astype(np.float32)
+        if vrng is None:
+            wave = room(wave, rng, sample_rate).astype(np.float32)
+        else:
+            wave = room_of(microphone_eq(wave, vp["eq"], sample_rate), vrng, sample_rate, vp["rt60"], vp["wet"])
+            wave = wave.astype(np.float32)
         rms = float(np.sqrt(np.mean(wave**2)))
-        info = {"melody_id": mel.melody_id, "group": mel.group, "tempo": round(qpm, 2),
-                "transpose": int(placed[0] - line_p[0]), "attempt": attempt}
         if rms > 0:
-            wave = wave * (TARGET_RMS / rms)
+            target = TARGET_RMS if vrng is None else TARGET_RMS * 10 ** (vp["level_db"] / 20)
+            wave = wave * (target / rms)
+            if vrng is not None:  # a microphone's noise floor, snr_db below the clip's level
+                noise = vrng.standard_normal(len(wave)).astype(np.float32)
+                wave = wave + noise * target * 10 ** (-vp["snr_db"] / 20)
             peak = float(np.max(np.abs(wave)))
             if peak > PEAK:
                 wave = wave * (PEAK / peak)
