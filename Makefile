@@ -20,7 +20,7 @@ export TRANSFORMERS_OFFLINE := 1
 export MPLBACKEND := Agg
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup system-deps venv data test tree-snapshot test-fast reproduce benchmarks clean-runs help
+.PHONY: setup system-deps venv data lint test tree-snapshot test-fast reproduce benchmarks clean-runs help
 
 help:
 	@echo "make reproduce  # set up, then run every notebook (quick profile) and render the tables"
@@ -52,11 +52,15 @@ $(STAMP): requirements.lock pyproject.toml
 data: setup
 	$(PY) -m bimodal data build --profile $(PROFILE)
 
+# ruff (pinned in requirements.lock, configured in pyproject.toml): lint, and the layout the formatter would write
+lint: setup
+	$(PY) -m ruff check . && $(PY) -m ruff format --check .
+
 # The smoke data is built first (loading never renders data). tests/test_notebooks.py executes every notebook with
 # papermill in the smoke profile into outputs/notebooks-smoke; nbval then re-runs those executed copies (their
 # injected parameters keep them in the smoke profile).
 # One torch thread per process (kernels inherit it): on a loaded 2-core machine two threads made smoke runs 4x slower.
-test: tree-snapshot setup
+test: tree-snapshot setup lint
 	@start=$$(date +%s); export OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1}; \
 	$(PY) -m bimodal data build --profile smoke --no-record && \
 	$(PY) -m pytest -v --durations=15 tests -p no:cacheprovider && \
