@@ -45,7 +45,7 @@ $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || { $(PYTHON) -m venv $(VENV) && fresh=1; }; \
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock && \
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . && \
-	if [ $$fresh = 1 ]; then $(PY) -m bimodal readme --time "venv setup from scratch (pip install -r requirements.lock)" \
+	if [ $$fresh = 1 ]; then $(PY) -m bimodal report --time "venv setup from scratch (pip install -r requirements.lock)" \
 	  "make setup" $$(( $$(date +%s) - start )); fi  # an update of an existing venv is not a setup time
 	@touch $@
 
@@ -66,7 +66,7 @@ test: tree-snapshot setup lint
 	$(PY) -m pytest -v --durations=15 tests -p no:cacheprovider && \
 	BIMODAL_RESULTS=outputs/results-smoke BIMODAL_FIGURES=outputs/figures-smoke \
 	  $(PY) -m pytest -v --durations=10 --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider outputs/notebooks-smoke && \
-	$(PY) -m bimodal readme --time "test suite + notebooks (after setup)" "make test" $$(( $$(date +%s) - start )) && \
+	$(PY) -m bimodal report --time "test suite + notebooks (after setup)" "make test" $$(( $$(date +%s) - start )) && \
 	$(PYTHON) tests/tracked_tree.py check outputs/tree-before.json
 
 # the state of the files git tracks before `make test` (checked after it: the run must leave them alone)
@@ -79,8 +79,8 @@ test-fast: setup
 reproduce: setup
 	@start=$$(date +%s); \
 	$(PY) -m bimodal reproduce --profile $(PROFILE) -j $(JOBS); status=$$?; \
-	$(PY) -m bimodal readme --time "notebook batch, $(PROFILE) profile (after setup)" "make reproduce" \
-	  $$(( $$(date +%s) - start )); $(PY) -m bimodal readme; exit $$status
+	$(PY) -m bimodal report --time "notebook batch, $(PROFILE) profile (after setup)" "make reproduce" \
+	  $$(( $$(date +%s) - start )); $(PY) -m bimodal report; exit $$status
 
 benchmarks: setup
 	$(PY) benchmarks/unet.py && $(PY) benchmarks/sdr.py && $(PY) benchmarks/embedding.py

@@ -125,3 +125,36 @@ def test_tables_name_the_weights_that_scored_l_cnt(roots):
     assert f"surrogate_1sf_600 ({previous_fp}): {previous.row}" in md
     assert f"surrogate ({default_fp}), the default: {proposed.row}" in md
     assert X.embedding_label("0123456789ab") == "weights 0123456789ab (not a shipped surrogate)"
+
+
+def test_report_writes_every_table_and_only_the_readme_section(roots):
+    from bimodal.embedding import ASSET, shipped_surrogates
+    from bimodal.experiments.report import write_report
+    from bimodal.utils import file_sha256
+
+    sup = _cell("three_way", "(a) supervised", "2-source test")
+    for seed, sdr in ((0, 7.0), (1, 9.0)):
+        _fake_summary(X.cell_configs(sup, "quick", [seed])[0], sdr)
+    X.collect_table("three_way", "quick", [0, 1], "all")
+    res = roots / "results"
+    (res / "table16_proxy.csv").write_text("model,Correct (%),n\nproposed,90.0,10\n")
+    (res / "timings.csv").write_text("what,command,seconds,machine,date\ntest suite,make test,431.0,2-core CPU,x\n")
+    readme = roots / "README.md"
+    readme.write_text("# guide\n\nby hand\n<!-- claims:start -->\nstale text\n<!-- claims:end -->\nafter, by hand\n")
+    docs, index = roots / "docs" / "RESULTS.md", roots / "INDEX.md"
+    assert write_report(readme, docs, index) == [readme, docs, index]
+    text = readme.read_text()
+    assert text.startswith("# guide\n\nby hand\n<!-- claims:start -->\n| the paper's claim |")
+    assert text.endswith("<!-- claims:end -->\nafter, by hand\n") and "stale text" not in text
+    results = docs.read_text()
+    assert "| (a) supervised | 8.1 | 8.0 ± 1.4 (2) |" in results  # paper beside here, mean ± sample std (n)
+    assert "| proposed | 90.0 | 10 |" in results  # a CSV-only table, rendered
+    assert "| test suite | `make test` | 431 | 2-core CPU |" in results
+    assert results.index("## The paper's headline claims") < results.index("### The training issue's result")
+    listed = index.read_text()
+    for name in shipped_surrogates():
+        assert f"`{file_sha256(ASSET.parent / f'{name}.pt')}`" in listed
+    assert write_report(readme, docs, index) == []  # nothing changed: nothing rewritten
+    readme.write_text("# a guide without the markers\n")
+    with pytest.raises(ValueError, match=r"README.md: the generated section needs the markers <!-- claims:start -->"):
+        write_report(readme, docs, index)
