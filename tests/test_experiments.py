@@ -149,7 +149,7 @@ def test_report_writes_every_table_and_only_the_readme_section(roots):
     results = docs.read_text()
     assert "| (a) supervised | 8.1 | 8.0 ± 1.4 (2) |" in results  # paper beside here, mean ± sample std (n)
     assert "| proposed | 90.0 | 10 |" in results  # a CSV-only table, rendered
-    assert "| test suite | `make test` | 431 | 2-core CPU |" in results
+    assert "| test suite | `make test` | 431 | 2-core CPU | x |" in results
     assert results.index("## The paper's headline claims") < results.index("### The training issue's result")
     listed = index.read_text()
     for name in shipped_surrogates():

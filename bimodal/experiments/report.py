@@ -114,14 +114,15 @@ def timings_markdown(res: Path | None = None) -> str:
     """The measured times (results/timings.csv, results/data_build.csv) and the training time of the runs the last
     batch reused, as one markdown table."""
     res = res or results_root()
-    timings = ["| what | command | seconds | measured on |", "|---|---|---|---|"]
+    timings = ["| what | command | seconds | machine | date |", "|---|---|---|---|---|"]
     if (res / "timings.csv").exists():
-        for r in pd.read_csv(res / "timings.csv").itertuples():
-            timings.append(f"| {r.what} | `{r.command}` | {r.seconds:.0f} | {r.machine} |")
+        for r in pd.read_csv(res / "timings.csv", keep_default_na=False).itertuples():
+            timings.append(f"| {r.what} | `{r.command}` | {float(r.seconds):.0f} | {r.machine} | "
+                           f"{getattr(r, 'date', '')} |")
     if (res / "data_build.csv").exists():  # written by `bimodal data build` itself
         for r in pd.read_csv(res / "data_build.csv").itertuples():
             timings.append(f"| build {r.what} data ({r.clips} clips, {r.megabytes:.0f} MB) | `bimodal data build "
-                           f"--profile {r.profile} --what {r.what}` | {r.seconds:.0f} | {r.when} |")
+                           f"--profile {r.profile} --what {r.what}` | {r.seconds:.0f} | | {str(r.when)[:10]} |")
     for path in sorted(res.glob("*_batch_runs.csv")):  # written by `bimodal reproduce`
         runs = pd.read_csv(path)
         reused = runs[~runs["trained_in_batch"].astype(bool)]
@@ -129,8 +130,8 @@ def timings_markdown(res: Path | None = None) -> str:
             profile = path.name.removesuffix("_batch_runs.csv")
             timings.append(f"| training of the {len(reused)} of {len(runs)} runs that the last {profile} batch reused "
                            f"from `runs/` (the sum of their logged training times; a fresh machine trains them "
-                           f"inside the batch) | `make reproduce` | {reused['train_seconds'].sum():.0f} | "
-                           f"`results/{path.name}` |")
+                           f"inside the batch; `results/{path.name}`) | `make reproduce` | "
+                           f"{reused['train_seconds'].sum():.0f} | | |")
     if len(timings) == 2:
         return "No timings measured yet (`results/timings.csv`)."
     return "\n".join(timings)
