@@ -140,12 +140,13 @@ def test_report_writes_every_table_and_only_the_readme_section(roots):
     (res / "table16_proxy.csv").write_text("model,Correct (%),n\nproposed,90.0,10\n")
     (res / "timings.csv").write_text("what,command,seconds,machine,date\ntest suite,make test,431.0,2-core CPU,x\n")
     readme = roots / "README.md"
-    readme.write_text("# guide\n\nby hand\n<!-- claims:start -->\nstale text\n<!-- claims:end -->\nafter, by hand\n")
+    readme.write_text("# guide\n\nby hand\n<!-- claims:start -->\nstale text\n<!-- claims:end -->\nafter, by hand\n"
+                      "<!-- choices:start -->\n<!-- choices:end -->\n")
     docs, index = roots / "docs" / "RESULTS.md", roots / "INDEX.md"
     assert write_report(readme, docs, index) == [readme, docs, index]
     text = readme.read_text()
     assert text.startswith("# guide\n\nby hand\n<!-- claims:start -->\n| the paper's claim |")
-    assert text.endswith("<!-- claims:end -->\nafter, by hand\n") and "stale text" not in text
+    assert "<!-- claims:end -->\nafter, by hand\n<!-- choices:start -->\n| topic |" in text and "stale text" not in text
     results = docs.read_text()
     assert "| (a) supervised | 8.1 | 8.0 ± 1.4 (2) |" in results  # paper beside here, mean ± sample std (n)
     assert "| proposed | 90.0 | 10 |" in results  # a CSV-only table, rendered
@@ -158,3 +159,22 @@ def test_report_writes_every_table_and_only_the_readme_section(roots):
     readme.write_text("# a guide without the markers\n")
     with pytest.raises(ValueError, match=r"README.md: the generated section needs the markers <!-- claims:start -->"):
         write_report(readme, docs, index)
+
+
+def test_choices_table_reads_the_defaults_from_the_config():
+    from bimodal.experiments.report import choices_markdown
+
+    def here(table: str, topic: str) -> tuple[str, str]:  # (this repository's choice, the config-field cell)
+        cells = next(line for line in table.splitlines() if line.startswith(f"| {topic} |")).split(" | ")
+        return cells[3], cells[4].rstrip(" |")
+
+    for value, said in (("component", "each component mixture"), ("mom", "the mixture of mixtures")):
+        table = choices_markdown("paper", "quick", {"train.single_source_input": value})
+        choice, field = here(table, "single-source branch input")
+        assert choice == said and field.startswith(f"`train.single_source_input` (`{value}` / ")
+    table = choices_markdown("paper", "quick", {"train.alpha": 0.5, "train.gamma": 5.0, "model.n_fft": 766})
+    assert here(table, "loss weights (eq. 6)")[0] == "α 0.5, β 5, γ 5"
+    assert here(table, "STFT")[0] == "n_fft 766, hop 256"
+    assert here(table, "model selection") == ("best validation SDR; the test set is read once, at the end", "—")
+    # the quick profile's sizes differ from the paper's; with the same n_fft only the backend is left
+    assert table.endswith("The quick profile differs in: joint embedding: the shipped CLAP-surrogate.")

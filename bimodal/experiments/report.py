@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -224,12 +225,97 @@ def results_document(res: Path | None = None) -> str:
     return "\n".join(parts + ["## Contents", "", *toc, ""] + sections).rstrip() + "\n"
 
 
+@dataclass(frozen=True)
+class Choice:
+    """A choice where the paper and the authors' code differ (or where one is silent). `field` is the config field
+    that selects it ("" = fixed here); `values` describes each value of the field (a callable for numbers)."""
+
+    topic: str
+    paper: str
+    code: str
+    field: str = ""
+    values: dict | None = None
+    fixed: str = ""  # what this repository does when no field selects it
+
+
+CHOICES = (
+    Choice("STFT", "window 1024, hop 256 (Appendix E.2)", "n_fft 1022, hop 256 (512 bins survive 7 halvings)",
+           "model.n_fft", {"_": lambda v, cfg: f"n_fft {v}, hop {cfg.model.hop}"}),
+    Choice("single-source branch input", "each component mixture (Algorithm 1, eq. 5)", "the mixture of mixtures",
+           "train.single_source_input", {"component": "each component mixture", "mom": "the mixture of mixtures"}),
+    Choice("loss weights (eq. 6)", "α 0.1, β 5, γ 10 (Table 9, best row)", "α 0.5, β 5, γ 5",
+           "train.alpha, train.beta, train.gamma",
+           {"_": lambda v, cfg: f"α {cfg.train.alpha:g}, β {cfg.train.beta:g}, γ {cfg.train.gamma:g}"}),
+    Choice("semi-supervised weights (eq. 7)", "λ_s 5, λ_u 1 (Table 9, best row)", "not implemented",
+           "train.lambda_s, train.lambda_u",
+           {"_": lambda v, cfg: f"λ_s {cfg.train.lambda_s:g}, λ_u {cfg.train.lambda_u:g}"}),
+    Choice("reconstruction losses", "ℓ1 on waveforms (eqs. 2, 5)", "weighted ℓ1 on magnitudes, weight "
+           "clamp(log1p(\\|X\\|), 1e-3, 10)", "train.loss_domain",
+           {"magnitude": "weighted ℓ1 on magnitudes (as the code)", "waveform": "ℓ1 on waveforms (as the paper)"}),
+    Choice("L_CNT directions", "audio→text and text→audio, over 2K (eq. 3)", "audio→text only",
+           fixed="audio→text and text→audio, over 2K"),
+    Choice("L_CNT, the same prompt twice in a batch", "a negative (eq. 3 read literally)", "a negative",
+           "train.cnt_same_prompt_negatives",
+           {False: "left out of each other's candidates", True: "a negative"}),
+    Choice("L_CNT negatives under DDP", "–", "per GPU, not gathered", "train.gather_negatives",
+           {True: "gathered across processes", False: "per process"}),
+    Choice("target scaling", "–", "sources divided twice in place: targets sum to mix/K",
+           fixed="sources scaled once by 1/(N·K): targets sum to the mixture"),
+    Choice("cross-attention padding", "–", "no key padding mask", "model.ca_key_padding_mask",
+           {True: "key padding mask", False: "no key padding mask"}),
+    Choice("attention and the encoder", "–", "modulated features also feed the deeper levels",
+           "model.attn_on_down_path", {False: "modulated features feed the skip connection only",
+                                       True: "modulated features also feed the deeper levels"}),
+    Choice("model selection", "–", "best test SDR", fixed="best validation SDR; the test set is read once, at the end"),
+    Choice("SDR aggregation", "mean SDR", "mean of per-batch means; silent mixtures (Σ\\|x\\| ≤ 1e-5) skipped",
+           fixed="mean over test mixtures; silent mixtures skipped and counted"),
+    Choice("joint embedding", "LAION-CLAP", "LAION-CLAP music_audioset_epoch_15_esc_90.14", "embedding.backend",
+           {"surrogate": "the shipped CLAP-surrogate", "laion_clap": "LAION-CLAP from a local checkpoint"}),
+)
+
+
+def _choice_here(c: Choice, cfg) -> tuple[str, object]:
+    first = c.field.split(",")[0].strip()
+    section, name = first.split(".")
+    value = getattr(getattr(cfg, section), name)
+    values = c.values or {}
+    return (values["_"](value, cfg) if "_" in values else values.get(value, str(value))), value
+
+
+def choices_markdown(profile: str = "paper", other: str = "quick", overrides: dict | None = None) -> str:
+    """The paper-vs-code choices as a markdown table, "here" read from the profile's config (never typed; with
+    `overrides` applied to both profiles), and a line naming the choices on which the `other` profile differs."""
+    from bimodal.config import get_config
+
+    cfg, alt = get_config(profile, overrides), get_config(other, overrides)
+    lines = [f"| topic | paper | authors' code | here ({profile} profile) | config field |", "|---|---|---|---|---|"]
+    differ = []
+    for c in CHOICES:
+        if not c.field:
+            lines.append(f"| {c.topic} | {c.paper} | {c.code} | {c.fixed} | — |")
+            continue
+        here, value = _choice_here(c, cfg)
+        field = ", ".join(f"`{f.strip()}`" for f in c.field.split(","))
+        others = [k for k in (c.values or {}) if k != "_" and k != value]
+        if others:
+            field += " (" + " / ".join(f"`{str(k).lower()}`" for k in [value, *others]) + ")"
+        lines.append(f"| {c.topic} | {c.paper} | {c.code} | {here} | {field} |")
+        alt_here, _ = _choice_here(c, alt)
+        if alt_here != here:
+            differ.append(f"{c.topic}: {alt_here}")
+    if differ:
+        lines += ["", f"The {other} profile differs in: " + "; ".join(differ) + "."]
+    return "\n".join(lines)
+
+
 def readme_sections(res: Path | None = None) -> dict[str, str]:
-    """The README's generated section: the headline claims, paper vs here, with a link to the full results."""
+    """The README's generated sections: the headline claims, paper vs here, with a link to the full results; the
+    choices where the paper and the authors' code differ, with this repository's defaults read from the config."""
     from bimodal.experiments import claims
 
     return {"claims": claims.render(res or results_root()) + "\n\nEvery table, paper beside here: "
-            "[docs/RESULTS.md](docs/RESULTS.md); what they show: [docs/FINDINGS.md](docs/FINDINGS.md)."}
+            "[docs/RESULTS.md](docs/RESULTS.md); what they show: [docs/FINDINGS.md](docs/FINDINGS.md).",
+            "choices": choices_markdown()}
 
 
 def asset_index() -> str:
