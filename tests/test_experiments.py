@@ -132,7 +132,7 @@ def test_report_writes_every_table_and_only_the_readme_section(roots):
     from bimodal.experiments.report import write_report
     from bimodal.utils import file_sha256
 
-    sup = _cell("three_way", "(a) supervised", "2-source test")
+    sup = next(c for c in X.TABLES["three_way"].cells if c.overrides and c.paper is not None)
     for seed, sdr in ((0, 7.0), (1, 9.0)):
         _fake_summary(X.cell_configs(sup, "quick", [seed])[0], sdr)
     X.collect_table("three_way", "quick", [0, 1], "all")
@@ -148,10 +148,10 @@ def test_report_writes_every_table_and_only_the_readme_section(roots):
     assert text.startswith("# guide\n\nby hand\n<!-- claims:start -->\n| the paper's claim |")
     assert "<!-- claims:end -->\nafter, by hand\n<!-- choices:start -->\n| topic |" in text and "stale text" not in text
     results = docs.read_text()
-    assert "| (a) supervised | 8.1 | 8.0 ± 1.4 (2) |" in results  # paper beside here, mean ± sample std (n)
+    assert f"| {sup.row} | {sup.paper:.1f} | 8.0 ± 1.4 (2) |" in results  # paper beside here, mean ± sample std (n)
     assert "| proposed | 90.0 | 10 |" in results  # a CSV-only table, rendered
     assert "| test suite | `make test` | 431 | 2-core CPU | x |" in results
-    assert results.index("## The paper's headline claims") < results.index("### The training issue's result")
+    assert results.index("## The paper's headline claims") < results.index(f"### {X.TABLES['three_way'].title}")
     listed = index.read_text()
     for name in shipped_surrogates():
         assert f"`{file_sha256(ASSET.parent / f'{name}.pt')}`" in listed
