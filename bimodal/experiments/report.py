@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,8 +102,8 @@ def _csv_markdown(path: Path) -> str:
     return "\n".join(lines)
 
 
-# The order of docs/RESULTS.md: the paper's tables, then the tables this repository adds; a declared table missing
-# here comes after them, in declaration order.
+# The order of docs/RESULTS.md: the paper's tables (ids tableN / figureN), then the tables this repository adds; a
+# declared table missing here comes after the others of its group, in declaration order.
 PAPER_ORDER = ("figure1", "table1", "table8", "table9", "table2", "table14")
 ADDED_ORDER = ("three_way", "diagnosis", "teachers")
 # results/*.csv that are not tables of their own (per-metric and per-class detail, measurements, run lists)
@@ -175,14 +176,15 @@ def results_document(res: Path | None = None) -> str:
             toc.append(f"- [{title}](#{anchor})")
         sections.extend(["#" * level + " " + title, "", body.strip(), ""])
 
-    add("The paper's headline claims", claims.render(res) + "\n\nEach claim reads the cells of "
-        f"[Figure 1]({rel}/figure1.csv) and [Table 8]({rel}/table8.csv) by their keys; \"± 1 std apart\" asks "
-        "whether the ordering still holds with each side moved one standard deviation toward the other.")
+    add("The paper's headline claims", claims.render(res) + "\n\nEach claim reads cells of the collected tables "
+        "below by their keys (`bimodal/experiments/claims.py`); \"± 1 std apart\" asks whether the ordering still "
+        "holds with each side moved one standard deviation toward the other.")
     declared = [t for t in TABLES if (res / f"{t}.md").exists()]
+    is_paper = lambda t: re.match(r"(table|figure)\d", t) is not None  # noqa: E731  (table1, figure1, ...)
     ordered = [t for t in PAPER_ORDER + ADDED_ORDER if t in declared] + \
               [t for t in declared if t not in PAPER_ORDER + ADDED_ORDER]
-    for group, ids in (("The paper's tables", [t for t in ordered if t not in ADDED_ORDER]),
-                       ("Tables this repository adds (not in the paper)", [t for t in ordered if t in ADDED_ORDER])):
+    for group, ids in (("The paper's tables", [t for t in ordered if is_paper(t)]),
+                       ("Tables this repository adds (not in the paper)", [t for t in ordered if not is_paper(t)])):
         if not ids:
             continue
         body = []
