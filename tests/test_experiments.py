@@ -219,6 +219,7 @@ def test_report_writes_every_table_and_only_the_readme_section(roots):
     res = roots / "results"
     (res / "table16_proxy.csv").write_text("model,Correct (%),n\nproposed,90.0,10\n")
     (res / "timings.csv").write_text("what,command,seconds,machine,date\ntest suite,make test,431.0,2-core CPU,x\n")
+    (res / "quick_batch_cost_core.csv").write_text("method,k_sources,planned_runs\nproposed,2,3\n")
     readme = roots / "README.md"
     readme.write_text("# guide\n\nby hand\n<!-- claims:start -->\nstale text\n<!-- claims:end -->\nafter, by hand\n"
                       "<!-- choices:start -->\n<!-- choices:end -->\n")
@@ -231,6 +232,9 @@ def test_report_writes_every_table_and_only_the_readme_section(roots):
     assert f"| {sup.row} | {sup.paper:.1f} | 8.0 ± 1.4 (2) |" in results  # paper beside here, mean ± sample std (n)
     assert "| proposed | 90.0 | 10 |" in results  # a CSV-only table, rendered
     assert "| test suite | `make test` | 431 | 2-core CPU | x |" in results
+    timings = results[results.index("## Timings"):]  # the batch cost is a timing, not a table of its own
+    assert "### Estimated training cost of the quick batch, cells='core'" in timings
+    assert "| proposed | 2 | 3 |" in timings and results.count("| proposed | 2 | 3 |") == 1
     assert results.index("## The paper's headline claims") < results.index(f"### {X.TABLES['three_way'].title}")
     listed = index.read_text()
     for name in shipped_surrogates():

@@ -108,6 +108,7 @@ PAPER_ORDER = ("figure1", "table1", "table8", "table9", "table2", "table14")
 ADDED_ORDER = ("three_way", "diagnosis", "teachers")
 # results/*.csv that are not tables of their own (per-metric and per-class detail, measurements, run lists)
 NOT_TABLES = ("_metrics.csv", "timings.csv", "data_build.csv", "_batch_runs.csv")
+BATCH_COST = "_batch_cost_"  # results/<profile>_batch_cost_<cells>.csv (`bimodal tables --cost`): in the timings
 CSV_TITLES = {"table16_proxy": "Table 16 protocol, automatic proxy: the joint embedding answers the listening test "
                                "(notebook 07; not human judgement)"}
 
@@ -206,7 +207,7 @@ def results_document(res: Path | None = None) -> str:
             covered.add(path.name)
         add("The joint embedding", "\n".join(body))
     others = [p for p in sorted(res.glob("*.csv")) if not p.name.endswith(NOT_TABLES) and "_per_class" not in p.name
-              and not p.with_suffix(".md").exists()]
+              and BATCH_COST not in p.name and not p.with_suffix(".md").exists()]
     if others:
         body = []
         for path in others:
@@ -223,7 +224,11 @@ def results_document(res: Path | None = None) -> str:
             + "\n\n".join(_shift_headings(p.read_text()) for p in benchmarks + rest))
     add("Timings", "Wall-clock times measured by `make setup`, `make test`, `make reproduce` and `bimodal data "
         "build` (recorded in `outputs/`, published to `results/` by `bimodal report --adopt-timings`).\n\n"
-        + timings_markdown(res))
+        + timings_markdown(res) + "".join(
+            f"\n\n### Estimated training cost of the {path.stem.split(BATCH_COST)[0]} batch, cells="
+            f"'{path.stem.split(BATCH_COST)[1]}'\n\nPlanned runs priced by the median training time of the finished "
+            f"runs of their kind on this machine (`bimodal tables --cost`).\n\n{_csv_markdown(path)}"
+            for path in sorted(res.glob(f"*{BATCH_COST}*.csv"))))
     return "\n".join(parts + ["## Contents", "", *toc, ""] + sections).rstrip() + "\n"
 
 
