@@ -101,7 +101,7 @@ def reproduce(profile: str = "quick", only: list[str] | None = None, jobs: int =
         f" — cell {r.cell}: {r.error}" if r.status != "ok" else "") for r in report.itertuples()]
     summary += [""]
     for tid in TABLES:
-        path = results_root() / f"{tid}.md"
+        path = results_root(profile) / f"{tid}.md"
         if path.exists():
             summary += [path.read_text(), ""]
     inventory = batch_runs(profile, since=t0)

@@ -124,13 +124,13 @@ def collect_table(table_id: str, profile: str, seeds: list[int], cells: str = "c
     df = pd.DataFrame(rows, columns=["table", "row", "column", "paper", "here_mean", "here_std", "n_seeds",
                                      "profile", "run_ids", "embedding", "status"])
     if write:
-        out = results_root() / f"{table_id}.csv"
+        out = results_root(profile) / f"{table_id}.csv"
         out.parent.mkdir(parents=True, exist_ok=True)
         df.to_csv(out, index=False)
-        (results_root() / f"{table_id}.md").write_text(render_markdown(df, TABLES[table_id]))
+        (results_root(profile) / f"{table_id}.md").write_text(render_markdown(df, TABLES[table_id]))
         metrics = collect_metrics(table_id, profile, seeds, cells, test_set)
         if not metrics.empty:
-            metrics.to_csv(results_root() / f"{table_id}_metrics.csv", index=False)
+            metrics.to_csv(results_root(profile) / f"{table_id}_metrics.csv", index=False)
     return df
 
 
@@ -165,7 +165,7 @@ def batch_runs(profile: str, since: float | None = None, write: bool = True) -> 
 
     rows, seen = [], set()
     for tid in TABLES:
-        path = results_root() / f"{tid}.csv"
+        path = results_root(profile) / f"{tid}.csv"
         if not path.exists():
             continue
         df = pd.read_csv(path)
@@ -184,7 +184,7 @@ def batch_runs(profile: str, since: float | None = None, write: bool = True) -> 
     out = pd.DataFrame(rows, columns=["run", "method", "seed", "git_commit", "train_seconds", "finished",
                                       "trained_in_batch"])
     if write and not out.empty:
-        out.to_csv(results_root() / f"{profile}_batch_runs.csv", index=False)
+        out.to_csv(results_root(profile) / f"{profile}_batch_runs.csv", index=False)
     return out
 
 
