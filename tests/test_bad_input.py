@@ -55,3 +55,113 @@ def test_notebooks_write_results_and_figures_under_their_profile():
         code = "".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"]
                        if c["cell_type"] == "code")
         assert "results_root()" not in code and "figures_root()" not in code, path.name
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Run folders that keep their word (smoke runs of 2 epochs, a few seconds each)
+
+def _smoke(**over):
+    from bimodal.config import get_config
+
+    return get_config("smoke", {"train.num_threads": 1, **{k.replace("__", "."): v for k, v in over.items()}})
+
+
+@pytest.fixture(scope="module")
+def clean_run(tmp_path_factory):
+    """An uninterrupted smoke run: the reference the damaged runs must end at."""
+    from bimodal.train import train_run
+
+    run_dir = tmp_path_factory.mktemp("runs") / "clean"
+    return run_dir, train_run(_smoke(), run_dir, progress=False)
+
+
+def _copy_run(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".lock"))
+    return dst
+
+
+def test_a_finished_run_folder_refuses_another_config(clean_run):
+    from bimodal.config import ConfigError
+    from bimodal.train import train_run
+
+    run_dir, _ = clean_run
+    with pytest.raises(ConfigError, match=r"train\.method: 'proposed' -> 'supervised'"):
+        train_run(_smoke(train__method="supervised"), run_dir, progress=False)
+
+
+def test_a_run_folder_that_is_a_file_is_refused(tmp_path):
+    from bimodal.config import ConfigError
+    from bimodal.train import train_run
+
+    (tmp_path / "run").write_text("")
+    with pytest.raises(ConfigError, match="is a file"):
+        train_run(_smoke(), tmp_path / "run", progress=False)
+
+
+def test_no_resume_moves_the_old_run_aside_and_appends_nothing(clean_run, tmp_path, capsys):
+    import pandas as pd
+
+    from bimodal.train import train_run
+
+    run_dir = _copy_run(clean_run[0], tmp_path / "run")
+    summary = train_run(_smoke(), run_dir, resume=False, progress=False)
+    epochs = pd.read_csv(run_dir / "epochs.csv")
+    assert list(epochs["epoch"]) == [0, 1]
+    assert list(pd.read_csv(run_dir / "steps.csv")["epoch"].unique()) == [0, 1]
+    assert summary["train_seconds"] == pytest.approx(epochs["seconds"].sum())
+    (aside,) = tmp_path.glob("run.replaced-*")
+    assert (aside / "summary.json").is_file() and "moved the previous contents" in capsys.readouterr().err
+    assert summary["test2"] == clean_run[1]["test2"]
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_a_damaged_last_checkpoint_is_named_and_the_run_ends_as_an_uninterrupted_one(clean_run, tmp_path, capsys):
+    import pandas as pd
+
+    from bimodal.train import train_run
+
+    run_dir = tmp_path / "run"
+    assert train_run(_smoke(), run_dir, progress=False, max_epochs=1)["finished"] is False
+    _truncate(run_dir / "last.pt")
+    summary = train_run(_smoke(), run_dir, progress=False)
+    err = capsys.readouterr().err
+    assert "last.pt: damaged checkpoint" in err and (run_dir / "last.pt.damaged").is_file()
+    assert summary["test2"] == clean_run[1]["test2"] and summary["best_epoch"] == clean_run[1]["best_epoch"]
+    assert list(pd.read_csv(run_dir / "epochs.csv")["epoch"]) == [0, 1]
+
+
+def test_a_damaged_best_checkpoint_is_rebuilt_without_retraining(clean_run, tmp_path, capsys):
+    import pandas as pd
+
+    from bimodal.train import train_run
+
+    run_dir = _copy_run(clean_run[0], tmp_path / "run")
+    (run_dir / "summary.json").unlink()  # the run was stopped before its test
+    _truncate(run_dir / "best.pt")
+    logged = pd.read_csv(run_dir / "epochs.csv")
+    summary = train_run(_smoke(), run_dir, progress=False)
+    assert "best.pt: damaged" in capsys.readouterr().err
+    pd.testing.assert_frame_equal(pd.read_csv(run_dir / "epochs.csv"), logged)  # no epoch trained again (seconds)
+    assert summary["test2"] == clean_run[1]["test2"]
+
+
+def test_a_damaged_best_checkpoint_without_a_copy_is_an_error_naming_it(clean_run, tmp_path):
+    import torch
+
+    from bimodal.model import CheckpointError
+    from bimodal.train import train_run
+
+    run_dir = _copy_run(clean_run[0], tmp_path / "run")
+    (run_dir / "summary.json").unlink()
+    state = torch.load(run_dir / "last.pt", weights_only=False)
+    del state["best_model"], state["best_extra"]  # a last.pt written before best weights were kept in it
+    torch.save(state, run_dir / "last.pt")
+    _truncate(run_dir / "best.pt")
+    with pytest.raises(CheckpointError, match=r"best\.pt.*--no-resume"):
+        train_run(_smoke(), run_dir, progress=False)
