@@ -65,6 +65,23 @@ def data_root(configured: str = "") -> Path:
     return Path(configured or os.environ.get("BIMODAL_DATA") or REPO_ROOT / "data")
 
 
+class NotWritable(OSError):
+    """A folder the command must write to cannot be created or written; the message names it."""
+
+
+def ensure_writable_dir(path: str | Path, what: str) -> Path:
+    """Create `path` if needed and check a file can be written in it, before any work is spent on what goes there.
+    NotWritable names `what` and the folder."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise NotWritable(f"{what} {path} is not a writable folder ({exc.strerror or exc})") from None
+    return path
+
+
 def runs_root() -> Path:
     """Where trained runs are cached (by config hash): $BIMODAL_RUNS or <repo>/runs."""
     return Path(os.environ.get("BIMODAL_RUNS") or REPO_ROOT / "runs")
