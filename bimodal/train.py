@@ -388,6 +388,17 @@ def config_difference(old: dict, new: dict, prefix: str = "") -> list[str]:
     return out
 
 
+def check_test_sets(test_sets) -> None:
+    """Unknown test-set names fail before training, not after it (ConfigError listing the known ones)."""
+    from bimodal.datasets.mixtures import EVAL_SETS
+
+    known = [name for name in EVAL_SETS if name != "val2"]  # val2 picks the checkpoint: never a test set
+    unknown = [name for name in test_sets if name not in known]
+    if unknown or not test_sets:
+        raise ConfigError(f"--test-sets: unknown test set(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
+                          f"choose from {', '.join(known)}")
+
+
 def check_run_folder(cfg: Config, run_dir: Path) -> None:
     """Refuse a run folder that is a file, or that holds a run of another config (finished or not): ConfigError
     naming the fields that differ. Checked before a finished run's summary is returned, so a cached summary is
@@ -471,6 +482,7 @@ def train_run(cfg: Config, run_dir: str | Path | None = None, *, resume: bool = 
     summary.json). `max_epochs` stops early without finishing (used to simulate interruptions in tests).
     A single process locks the run folder while it trains (see `_run_lock`); torchrun processes do not (they
     train one run together)."""
+    check_test_sets(test_sets)
     run_dir = Path(run_dir) if run_dir else run_dir_for(cfg)
     if resume:
         check_run_folder(cfg, run_dir)
@@ -627,13 +639,19 @@ def finish_run(cfg: Config, run_dir: Path, embedding, *, test_sets=("test2",), b
 
 def cli(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="bimodal train", description=__doc__.split("\n\n")[0])
-    p.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"])
+    p.add_argument("--profile", default=None, choices=["smoke", "quick", "paper"],
+                   help="sizes of data, model and training: smoke (seconds, for tests), quick (the default: minutes "
+                        "to an hour on a CPU), paper (the paper's sizes, for a GPU)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                    help="config override, repeatable, e.g. --set train.method=supervised --set data.k_sources=3")
     p.add_argument("--run-dir", default=None, help="default: runs/<profile>-<method>-<config hash>")
     p.add_argument("--no-resume", action="store_true", help="start from scratch even if a checkpoint exists")
     p.add_argument("--test-sets", default="test2", help="comma-separated: test2,test3")
     args = p.parse_args(argv)
+    if args.profile is None:
+        args.profile = "quick"
+        _warn("no --profile given: training the quick profile (minutes to an hour on a CPU; --profile smoke takes "
+              "seconds)")
     overrides = {}
     for item in args.set:
         key, sep, value = item.partition("=")

@@ -16,6 +16,8 @@ from bimodal import utils
 @pytest.fixture()
 def fake_repo(tmp_path, monkeypatch):
     """utils.REPO_ROOT pointed at an empty folder, the output variables unset."""
+    import bimodal.experiments  # noqa: F401  (imported first: its modules copy REPO_ROOT at import time)
+
     for name in ("BIMODAL_RESULTS", "BIMODAL_FIGURES"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(utils, "REPO_ROOT", tmp_path)
@@ -165,3 +167,125 @@ def test_a_damaged_best_checkpoint_without_a_copy_is_an_error_naming_it(clean_ru
     _truncate(run_dir / "best.pt")
     with pytest.raises(CheckpointError, match=r"best\.pt.*--no-resume"):
         train_run(_smoke(), run_dir, progress=False)
+
+
+def test_a_cached_run_says_it_was_reused(clean_run, capsys):
+    from bimodal.train import train_run
+
+    run_dir, summary = clean_run
+    assert train_run(_smoke(), run_dir, progress=False) == summary
+    out, err = capsys.readouterr()
+    assert "finished earlier; returning its summary" in err and out == ""
+
+
+def test_the_lock_waiting_line_goes_to_stderr(tmp_path, capsys, monkeypatch):
+    import fcntl
+
+    from bimodal import train
+
+    real = fcntl.flock
+
+    def busy_once(fd, op):  # another process holds the lock: the non-blocking attempt fails
+        if op & fcntl.LOCK_NB:
+            raise BlockingIOError
+        return real(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", busy_once)
+    with train._run_lock(tmp_path / "run"):
+        pass
+    out, err = capsys.readouterr()
+    assert "waiting for it" in err and out == ""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Validate before spending work; one-line expected errors (the CLI in this process: no training starts in any case)
+
+@pytest.mark.parametrize("overrides, field", [
+    ({"train.epochs": 0}, "train.epochs"), ({"train.epochs": -3}, "train.epochs"),
+    ({"train.lr": "nan"}, "train.lr"), ({"train.lr": -1e-3}, "train.lr"), ({"train.lr": "inf"}, "train.lr"),
+    ({"train.batch_size": 0}, "train.batch_size"), ({"train.eval_every": 0}, "train.eval_every"),
+    ({"train.alpha": "nan"}, "train.alpha"), ({"embedding.lr": "nan"}, "embedding.lr"),
+    ({"data.train_items_per_epoch": 3}, "data.train_items_per_epoch"),  # < smoke batch size 4: no batch
+])
+def test_values_that_do_not_fit_are_refused_naming_the_field(overrides, field):
+    from bimodal.config import ConfigError, get_config
+
+    with pytest.raises(ConfigError, match=f"'{field}'"):
+        get_config("smoke", overrides)
+
+
+def test_every_profile_passes_the_range_checks():
+    from bimodal.config import PROFILES, get_config
+
+    assert [get_config(p).profile for p in PROFILES] == list(PROFILES)
+
+
+def _cli(argv, capsys) -> tuple[int, str, str]:
+    from bimodal.cli import main
+
+    try:
+        rc = main(argv)
+    except SystemExit as exc:  # argparse's usage errors
+        rc = exc.code
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.fixture()
+def index_csvs(tmp_path):
+    """Index CSVs in the common format: one lacking the split column, one naming a file that does not exist."""
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(tmp_path / "a.wav", np.zeros(100, dtype=np.float32), 11025)
+    (tmp_path / "no_split.csv").write_text("path,cls\na.wav,violin\n")
+    (tmp_path / "missing.csv").write_text("path,cls,split\na.wav,violin,train\ngone.wav,violin,val\n")
+    (tmp_path / "a_file").write_text("")
+    return tmp_path
+
+
+CLI_CASES = {  # name: (argv with {tmp} for the fixture's folder, exit code, text the one-line error contains)
+    "epochs 0": (["train", "--profile", "smoke", "--set", "train.epochs=0"], 2, "'train.epochs' must be ≥ 1"),
+    "lr nan": (["train", "--profile", "smoke", "--set", "train.lr=nan"], 2, "'train.lr' must be a finite"),
+    "lr negative": (["train", "--profile", "smoke", "--set", "train.lr=-1"], 2, "'train.lr' must be > 0"),
+    "batch 0": (["train", "--profile", "smoke", "--set", "train.batch_size=0"], 2, "'train.batch_size'"),
+    "test set": (["train", "--profile", "smoke", "--run-dir", "{tmp}/run", "--test-sets", "test9"], 2,
+                 "unknown test set(s) 'test9'; choose from test2, test3"),
+    "run dir is a file": (["train", "--profile", "smoke", "--run-dir", "{tmp}/a_file"], 2, "is a file"),
+    "index lacks columns": (["train", "--profile", "smoke", "--run-dir", "{tmp}/run", "--set",
+                             "data.dataset={tmp}/no_split.csv"], 2, "index lacks columns ['split']"),
+    "index file missing": (["train", "--profile", "smoke", "--run-dir", "{tmp}/run", "--set",
+                            "data.dataset={tmp}/missing.csv"], 2, "1 of 2 indexed audio files do not exist"),
+    "reproduce 99": (["reproduce", "--only", "99"], 2, "no notebook 99; notebooks: 00_data"),
+    "data root not writable": (["data", "build", "--profile", "smoke", "--no-record", "--root", "{tmp}/a_file/data"],
+                               2, "is not a writable folder"),
+}
+
+
+@pytest.mark.parametrize("case", CLI_CASES)
+def test_bad_input_is_one_line_naming_the_problem(case, index_csvs, capsys):
+    argv, code, text = CLI_CASES[case]
+    rc, out, err = _cli([a.replace("{tmp}", str(index_csvs)) for a in argv], capsys)
+    assert rc == code, err
+    assert text in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.startswith("bimodal")]) == 1, err
+    assert not (index_csvs / "run" / "last.pt").exists()  # nothing was trained
+
+
+def test_debug_shows_the_traceback_of_an_expected_error(index_csvs, monkeypatch):
+    from bimodal.cli import main
+    from bimodal.config import ConfigError
+
+    monkeypatch.setenv("BIMODAL_DEBUG", "1")
+    with pytest.raises(ConfigError, match="is a file"):
+        main(["train", "--profile", "smoke", "--run-dir", str(index_csvs / "a_file")])
+
+
+def test_versions_has_help(capsys):
+    rc, out, _ = _cli(["versions", "--help"], capsys)
+    assert rc == 0 and out.startswith("usage: bimodal versions")
+
+
+def test_train_profile_help_shows_the_choices_and_the_default(capsys):
+    rc, out, _ = _cli(["train", "--help"], capsys)
+    assert rc == 0 and "{smoke,quick,paper}" in out and "quick (the default" in out

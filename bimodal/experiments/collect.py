@@ -192,7 +192,8 @@ def batch_runs(profile: str, since: float | None = None, write: bool = True) -> 
 def tables_cli(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="bimodal tables", description="train what tables need, write results/")
     p.add_argument("tables", nargs="*", default=list(TABLES), help=f"table ids ({', '.join(TABLES)})")
-    p.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"])
+    p.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"],
+                   help="smoke (seconds), quick (default: minutes to an hour on a CPU) or paper (the paper's sizes)")
     p.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
     p.add_argument("--cells", default="core", choices=["core", "all"])
     p.add_argument("--collect-only", action="store_true", help="do not train; collect finished runs")
