@@ -289,3 +289,121 @@ def test_versions_has_help(capsys):
 def test_train_profile_help_shows_the_choices_and_the_default(capsys):
     rc, out, _ = _cli(["train", "--help"], capsys)
     assert rc == 0 and "{smoke,quick,paper}" in out and "quick (the default" in out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# bimodal separate: the output path and the options are checked before any separation work
+
+class _FakeEmbedding:
+    """Deterministic per-prompt token states of width 24 (tests/test_model.py's stand-in; no model loaded)."""
+    token_dim = 24
+
+    def embed_text(self, prompts, padding_states=False):
+        import zlib
+
+        import torch
+
+        tokens = torch.stack([torch.randn(5, 24, generator=torch.Generator().manual_seed(zlib.crc32(p.encode())))
+                              for p in prompts])
+        return tokens.mean(1), tokens, torch.ones(len(prompts), 5, dtype=torch.bool)
+
+
+@pytest.fixture()
+def separation(tmp_path, monkeypatch):
+    """(folder, a 1 s float mixture peaking at `peak`, a smoke separator checkpoint) with the embedding faked."""
+    import sys
+    import types
+
+    import numpy as np
+    import soundfile as sf
+
+    from bimodal.config import get_config
+    from bimodal.model import Separator
+
+    cfg = get_config("smoke")
+    torch_ckpt = tmp_path / "best.pt"
+    Separator(cfg.model, 24).save(torch_ckpt, config=cfg.to_dict())
+    monkeypatch.setitem(sys.modules, "bimodal.backends",
+                        types.SimpleNamespace(load_embedding=lambda _cfg: _FakeEmbedding()))
+
+    def mixture(peak: float = 0.5) -> Path:
+        t = np.arange(11025) / 11025
+        wave = np.sin(2 * np.pi * 440 * t) + 0.5 * np.sin(2 * np.pi * 97 * t)
+        path = tmp_path / f"mix_{peak}.wav"
+        sf.write(path, (peak * wave / np.abs(wave).max()).astype(np.float32), 11025, subtype="FLOAT")
+        return path
+
+    (tmp_path / "a_file").write_text("")
+    return tmp_path, mixture, torch_ckpt
+
+
+SEPARATE_CASES = {  # name: (output, prompt, extra options, text of the usage error)
+    "output is the input": ("{mix}", "the sound of violin", [], "is the input file"),
+    "no extension": ("{tmp}/out", "the sound of violin", [], "no extension is not an audio format"),
+    "unknown extension": ("{tmp}/out.xyz", "the sound of violin", [], ".xyz is not an audio format"),
+    "output is a folder": ("{tmp}", "the sound of violin", [], "is a folder"),
+    "unwritable folder": ("{tmp}/a_file/out.wav", "the sound of violin", [], "is not a writable folder"),
+    "empty prompt": ("{tmp}/out.wav", "", [], "the prompt is empty"),
+    "blank prompt": ("{tmp}/out.wav", "   ", [], "the prompt is empty"),
+    "negative chunk": ("{tmp}/out.wav", "the sound of violin", ["--chunk-seconds", "-5"], "--chunk-seconds must"),
+    "nan chunk": ("{tmp}/out.wav", "the sound of violin", ["--chunk-seconds", "nan"], "--chunk-seconds must"),
+    "negative threads": ("{tmp}/out.wav", "the sound of violin", ["--threads", "-3"], "--threads must be ≥ 1"),
+}
+
+
+@pytest.mark.parametrize("case", SEPARATE_CASES)
+def test_separate_refuses_bad_options_before_separating(case, separation, capsys, monkeypatch):
+    from bimodal.model import Separator
+
+    folder, mixture, ckpt = separation
+    mix = mixture()
+    before = mix.read_bytes()
+    monkeypatch.setattr(Separator, "from_pretrained", lambda *a, **k: pytest.fail("separation work started"))
+    output, prompt, extra, text = SEPARATE_CASES[case]
+    output = output.replace("{mix}", str(mix)).replace("{tmp}", str(folder))
+    rc, out, err = _cli(["separate", str(mix), prompt, "-o", output, "--checkpoint", str(ckpt), *extra], capsys)
+    assert rc == 2 and text in err and "Traceback" not in err, err
+    assert mix.read_bytes() == before
+
+
+def test_separate_given_a_resume_file_names_best_pt(separation, clean_run, capsys):
+    folder, mixture, _ = separation
+    rc, _, err = _cli(["separate", str(mixture()), "the sound of violin", "-o", str(folder / "o.wav"),
+                       "--checkpoint", str(clean_run[0] / "last.pt")], capsys)
+    assert rc == 1 and "pass the run's best.pt" in err and "Weights only" not in err
+
+
+@pytest.mark.parametrize("suffix, subtype, warned", [(".wav", "FLOAT", "saved as 32-bit float"),
+                                                     (".ogg", "VORBIS", "peak-normalised to 0.99")])
+def test_a_loud_separation_is_not_clipped_silently(separation, capsys, suffix, subtype, warned):
+    import numpy as np
+    import soundfile as sf
+
+    folder, mixture, ckpt = separation
+    out = folder / f"loud{suffix}"
+    rc, _, err = _cli(["separate", str(mixture(peak=50.0)), "the sound of violin", "-o", str(out),
+                       "--checkpoint", str(ckpt)], capsys)
+    assert rc == 0, err
+    assert warned in err and sf.info(out).subtype == subtype
+    data, _ = sf.read(out)
+    peak = np.abs(data).max()
+    assert peak > 1.0 if subtype == "FLOAT" else peak <= 1.0  # kept whole, or scaled under full scale
+
+
+def test_separate_writes_the_formats_soundfile_knows(separation, capsys):
+    import soundfile as sf
+
+    folder, mixture, ckpt = separation
+    for suffix in (".flac", ".mp3"):
+        out = folder / f"quiet{suffix}"
+        rc, _, err = _cli(["separate", str(mixture()), "the sound of violin", "-o", str(out), "--checkpoint",
+                           str(ckpt)], capsys)
+        assert rc == 0 and "warning" not in err, err
+        assert sf.info(out).samplerate == 11025
+
+
+def test_a_prompt_outside_the_surrogates_vocabulary_is_warned_about(separation, capsys):
+    folder, mixture, ckpt = separation
+    rc, _, err = _cli(["separate", str(mixture()), "a dog barking in the rain", "-o", str(folder / "dog.wav"),
+                       "--checkpoint", str(ckpt)], capsys)
+    assert rc == 0 and "names none of the" in err
