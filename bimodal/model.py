@@ -408,12 +408,12 @@ class Separator(nn.Module):
 
     @torch.no_grad()
     def separate(self, wave: Tensor, prompts: list[str] | str, embedding, *,
-                 chunk_samples: int | None = None) -> Tensor:
+                 chunk_samples: int | None = None, progress: bool = False) -> Tensor:
         """Inference: wave [T] or [B, T] → [P, T] or [B, P, T] for the prompts (a str is one prompt).
 
         `embedding.embed_text(prompts)` → (pooled [P, D], tokens [P, L, Dc], mask [P, L]). Runs in eval mode and
         restores the previous mode. `chunk_samples` bounds memory on long inputs: overlapping windows (50 %) are
-        separated independently and cross-faded with triangular weights.
+        separated independently and cross-faded with triangular weights (`progress`: a bar over the windows).
         """
         if isinstance(prompts, str):
             prompts = [prompts]
@@ -440,12 +440,15 @@ class Separator(nn.Module):
             if not chunk_samples or T <= chunk_samples:
                 out = self(wave, tokens, mask)["wave"]
             else:
-                out = self._separate_chunked(wave, tokens, mask, int(chunk_samples))
+                out = self._separate_chunked(wave, tokens, mask, int(chunk_samples), progress)
         finally:
             self.train(was_training)
         return out[0] if single else out
 
-    def _separate_chunked(self, wave: Tensor, tokens: Tensor, mask: Tensor, chunk: int) -> Tensor:
+    def _separate_chunked(self, wave: Tensor, tokens: Tensor, mask: Tensor, chunk: int,
+                          progress: bool = False) -> Tensor:
+        from tqdm.auto import tqdm
+
         B, T = wave.shape
         P = tokens.shape[1]
         step = max(chunk // 2, 1)
@@ -453,7 +456,10 @@ class Separator(nn.Module):
         out = wave.new_zeros(B, P, T)
         norm = wave.new_zeros(T)
         start = 0
+        bar = tqdm(total=-(-max(T - chunk, 0) // step) + 1, desc="separating", unit="window", leave=False,
+                   disable=not progress)
         while True:
+            bar.update(1)
             end = min(start + chunk, T)
             seg = wave[:, start:end]
             if seg.shape[-1] <= self.cfg.n_fft // 2:  # a too-short tail: widen the last window leftwards
@@ -465,6 +471,7 @@ class Separator(nn.Module):
             if end == T:
                 break
             start += step
+        bar.close()
         return out / norm
 
     # -- checkpoints ----------------------------------------------------------------------------------------------
@@ -634,7 +641,7 @@ def separate_cli(argv: list[str]) -> int:
             print(f"bimodal separate: warning: {warning}", file=sys.stderr)
         embedding = importlib.import_module("bimodal.backends").load_embedding(cfg.embedding)
         chunk = int(args.chunk_seconds * sr) if args.chunk_seconds > 0 else None
-        out = sep.separate(wave, [args.prompt], embedding, chunk_samples=chunk)[0]  # [T]
+        out = sep.separate(wave, [args.prompt], embedding, chunk_samples=chunk, progress=True)[0]  # [T]
     except (AudioError, CheckpointError, ConfigError, ValueError, OSError) as exc:
         print(f"bimodal separate: {exc}", file=sys.stderr)
         return 1

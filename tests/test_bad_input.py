@@ -131,6 +131,7 @@ def test_a_damaged_last_checkpoint_is_named_and_the_run_ends_as_an_uninterrupted
     run_dir = tmp_path / "run"
     assert train_run(_smoke(), run_dir, progress=False, max_epochs=1)["finished"] is False
     _truncate(run_dir / "last.pt")
+    _truncate(run_dir / "best.pt")  # both damaged: the run starts again and writes a new best.pt
     summary = train_run(_smoke(), run_dir, progress=False)
     err = capsys.readouterr().err
     assert "last.pt: damaged checkpoint" in err and (run_dir / "last.pt.damaged").is_file()
@@ -407,3 +408,15 @@ def test_a_prompt_outside_the_surrogates_vocabulary_is_warned_about(separation, 
     rc, _, err = _cli(["separate", str(mixture()), "a dog barking in the rain", "-o", str(folder / "dog.wav"),
                        "--checkpoint", str(ckpt)], capsys)
     assert rc == 0 and "names none of the" in err
+
+
+def test_a_long_separation_shows_a_bar_over_its_windows(separation, capsys):
+    import numpy as np
+    import soundfile as sf
+
+    folder, _, ckpt = separation
+    mix = folder / "long.wav"
+    sf.write(mix, (0.3 * np.sin(np.arange(3 * 11025) * 0.05)).astype(np.float32), 11025)
+    rc, _, err = _cli(["separate", str(mix), "the sound of violin", "-o", str(folder / "o.wav"), "--checkpoint",
+                       str(ckpt), "--chunk-seconds", "1"], capsys)
+    assert rc == 0 and "separating" in err and "/6 " in err  # 3 s in 1 s windows at 0.5 s steps: 6 windows
