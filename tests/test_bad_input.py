@@ -420,3 +420,13 @@ def test_a_long_separation_shows_a_bar_over_its_windows(separation, capsys):
     rc, _, err = _cli(["separate", str(mix), "the sound of violin", "-o", str(folder / "o.wav"), "--checkpoint",
                        str(ckpt), "--chunk-seconds", "1"], capsys)
     assert rc == 0 and "separating" in err and "/6 " in err  # 3 s in 1 s windows at 0.5 s steps: 6 windows
+
+
+def test_a_bare_train_says_it_trains_the_quick_profile(capsys, monkeypatch):
+    from bimodal import train
+
+    asked = []
+    monkeypatch.setattr(train, "train_run", lambda cfg, *a, **k: asked.append(cfg.profile) or {"finished": True})
+    rc, out, err = _cli(["train"], capsys)
+    assert rc == 0 and asked == ["quick"] and "no --profile given: training the quick profile" in err
+    assert json.loads(out) == {"finished": True}  # stdout: the JSON summary alone
