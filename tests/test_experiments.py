@@ -1,6 +1,7 @@
 """The experiment registry: shared runs are one config, tables collect what the runs measured (here: hand-written
 summaries in a temporary runs folder), and the batch run list tells trained from reused runs."""
 import json
+import math
 import os
 import time
 
@@ -17,8 +18,8 @@ def roots(tmp_path, monkeypatch):
     return tmp_path
 
 
-def _cell(table: str, row: str, column: str) -> X.Cell:
-    return next(c for c in X.TABLES[table].cells if c.row == row and c.column == column)
+def _cell(table: str, key: str) -> X.Cell:
+    return next(c for c in X.TABLES[table].cells if c.key == key)
 
 
 def _fake_summary(cfg, sdr: float, sir: float = 1.0, fingerprint: str | None = None) -> str:
@@ -37,15 +38,15 @@ def _fake_summary(cfg, sdr: float, sir: float = 1.0, fingerprint: str | None = N
 def test_shared_cells_are_one_run():
     # the L_URL-only row of Table 8 is Table 1's CLAPSep* 2-source cell; (c) of the three-way result is Table 1's
     # proposed 2-source cell: one config hash each, so they train once
-    pairs = [(("table8", "L_URL", "2-source"), ("table1", "CLAPSep* (mix-and-separate)", "2-source")),
-             (("three_way", "(c) proposed", "2-source test"), ("table1", "Proposed (bi-modal CLAP)", "2-source")),
-             (("three_way", "(c') proposed, single sources predicted from the MoM (authors' code)", "2-source test"),
-              ("diagnosis", "(c) single sources predicted from the MoM (authors' code)", "2-source test")),
-             (("teachers", "the default surrogate (12,000 steps, three SoundFonts)", "2-source test"),
-              ("three_way", "(c) proposed", "2-source test")),
-             (("teachers", "surrogate_1sf_600 (the default until 2026-12-02; 600 steps, TimGM6mb)", "2-source test"),
-              ("diagnosis", "(c) with the surrogate_1sf_600 embedding (the default until 2026-12-02)",
-               "2-source test"))]
+    pairs = [(("table8", "url/k2"), ("table1", "mix_and_separate/k2")),
+             (("table8", "url_cnt_crl/k3"), ("figure1", "proposed/k3")),
+             (("three_way", "proposed"), ("table1", "proposed/k2")),
+             (("three_way", "proposed_component"), ("diagnosis", "component_input")),
+             (("defaults", "input_component/val2"), ("diagnosis", "component_input")),
+             (("defaults", "input_mom/test2"), ("three_way", "proposed")),
+             (("teachers", "surrogate"), ("three_way", "proposed")),
+             (("teachers", "surrogate_1sf_600"), ("diagnosis", "teacher_1sf_600")),
+             (("defaults", "teacher_1sf_600/val2"), ("diagnosis", "teacher_1sf_600"))]
     for a, b in pairs:
         ca, cb = X.cell_configs(_cell(*a), "quick", [0])[0], X.cell_configs(_cell(*b), "quick", [0])[0]
         assert ca.hash() == cb.hash()
@@ -55,7 +56,7 @@ def test_shared_cells_are_one_run():
 
 def test_collect_table_reports_mean_std_and_why_a_cell_is_empty(roots):
     table = "three_way"
-    sup, mas = _cell(table, "(a) supervised", "2-source test"), _cell(table, "(b) mix-and-separate", "2-source test")
+    sup, mas = _cell(table, "supervised"), _cell(table, "mix_and_separate")
     for seed, sdr in ((0, 7.0), (1, 8.0), (2, 9.0)):
         _fake_summary(X.cell_configs(sup, "quick", [seed])[0], sdr)
     _fake_summary(X.cell_configs(mas, "quick", [0])[0], 5.0)
@@ -86,8 +87,7 @@ def test_core_batches_report_runs_outside_their_cells_only_if_trained(roots):
 
 
 def test_batch_runs_tells_trained_from_reused(roots):
-    cells = [_cell("three_way", "(a) supervised", "2-source test"),
-             _cell("three_way", "(b) mix-and-separate", "2-source test")]
+    cells = [_cell("three_way", "supervised"), _cell("three_way", "mix_and_separate")]
     old = _fake_summary(X.cell_configs(cells[0], "quick", [0])[0], 7.0)
     past = time.time() - 3600
     os.utime(roots / "runs" / old / "summary.json", (past, past))
@@ -105,11 +105,11 @@ def test_tables_name_the_weights_that_scored_l_cnt(roots):
     from bimodal.embedding import ASSET
     from bimodal.utils import file_sha256
 
-    table, col = "diagnosis", "2-source test"
-    proposed = _cell(table, "(c) proposed: L_URL + L_CNT + L_CRL, α = 0.1", col)
-    previous = _cell(table, "(c) with the surrogate_1sf_600 embedding (the default until 2026-12-02)", col)
-    no_crl = _cell(table, "(c) without L_CRL: L_URL + L_CNT", col)
-    mas = _cell(table, "(b) mix-and-separate: L_URL", col)
+    table = "diagnosis"
+    proposed = _cell(table, "proposed")
+    previous = _cell(table, "teacher_1sf_600")
+    no_crl = _cell(table, "no_crl")
+    mas = _cell(table, "mix_and_separate")
     default_fp, previous_fp = file_sha256(ASSET)[:12], file_sha256(ASSET.parent / "surrogate_1sf_600.pt")[:12]
     assert default_fp != previous_fp
     _fake_summary(X.cell_configs(proposed, "quick", [0])[0], 6.0, fingerprint=default_fp)
@@ -125,3 +125,140 @@ def test_tables_name_the_weights_that_scored_l_cnt(roots):
     assert f"surrogate_1sf_600 ({previous_fp}): {previous.row}" in md
     assert f"surrogate ({default_fp}), the default: {proposed.row}" in md
     assert X.embedding_label("0123456789ab") == "weights 0123456789ab (not a shipped surrogate)"
+
+
+def test_every_cell_has_a_unique_key_and_the_headline_trains_three_seeds():
+    for table in X.TABLES.values():
+        keys = [c.key for c in table.cells]
+        assert all(keys) and len(set(keys)) == len(keys), table.id
+    for k in (2, 3, 4):  # the paper's main claim: K = 2, 3, 4 in the default batch, 3 seeds each
+        for key in (f"proposed/k{k}", f"mix_and_separate/k{k}"):
+            cell = _cell("figure1", key)
+            assert cell.core and cell.seeds == (0, 1, 2)
+            assert {c.train.seed for c in X.cell_configs(cell, "quick", [0])} == {0, 1, 2}
+            assert X.cell_configs(cell, "quick", [0])[0].data.k_sources == k
+    planned = X.planned_runs(["figure1"], "quick", [0], "core")
+    assert sum(c.train.method == "proposed" for c in planned) == 9  # 3 K x 3 seeds
+    assert X.cell_configs(_cell("table8", "cnt/k3"), "quick", [0, 1])[0].train.seed == 0  # undeclared: caller's
+
+
+def test_defaults_table_reports_validation_beside_test_and_claims_check_the_choice(roots):
+    from bimodal.experiments import claims
+
+    mom, comp = _cell("defaults", "input_mom/val2"), _cell("defaults", "input_component/val2")
+    assert mom.split == "val2" and _cell("defaults", "input_mom/test2").split == "test2"
+    assert X.cell_configs(mom, "quick", [0])[0].train.single_source_input == "mom"  # the config default
+    assert X.cell_configs(comp, "quick", [0])[0].train.single_source_input == "component"
+    for cell, vals in ((mom, (5.0, 6.0, 7.0)), (comp, (6.5, 7.0, 7.5))):  # component better on validation,
+        for seed, v in enumerate(vals):  # mom better on test: validation must decide
+            cfg = X.cell_configs(cell, "quick", [seed])[seed]
+            _fake_summary(cfg, sdr=9.0 - (cell is comp) * 3)
+            path = run_dir_for(cfg) / "summary.json"
+            summary = json.loads(path.read_text())
+            summary["best_val_sdr"] = v
+            path.write_text(json.dumps(summary))
+    df = X.collect_table("defaults", "quick", [0]).set_index("key")
+    assert df.loc["input_mom/val2", "here_mean"] == pytest.approx(6.0)
+    assert df.loc["input_mom/val2", "here_std"] == pytest.approx(1.0)
+    assert df.loc["input_component/val2", "here_mean"] == pytest.approx(7.0)
+    assert df.loc["input_mom/test2", "here_mean"] == pytest.approx(9.0)
+    assert df.loc["input_mom/val2", "n_seeds"] == 3 and df.loc["input_mom/val2", "status"] == "ok"
+    assert df.loc["teacher_1sf_600/val2", "status"].startswith("not run")
+    verdicts = {c["claim"]: c["holds"] for c in claims.default_choices(roots / "results")}
+    input_claim = next(v for c, v in verdicts.items() if "single_source_input" in c)
+    assert input_claim.startswith("**no**") and "component" in input_claim
+    assert next(v for c, v in verdicts.items() if "checkpoint" in c) == "not run"
+
+
+def test_claims_compare_the_collected_cells(roots):
+    from bimodal.experiments import claims
+
+    fig = X.TABLES["figure1"]
+    for key, values in (("proposed/k2", (7.0, 7.2, 7.4)), ("mix_and_separate/k2", (5.0, 5.1, 5.2)),
+                        ("proposed/k3", (4.0, 4.1, 4.2)), ("mix_and_separate/k3", (5.0, 5.1, 5.2))):
+        cell = next(c for c in fig.cells if c.key == key)
+        for seed, v in enumerate(values):
+            _fake_summary(X.cell_configs(cell, "quick", [0])[seed], v)
+    X.collect_table("figure1", "quick", [0])
+    rows = {c["claim"]: c for c in claims.claims(roots / "results")}
+    k2 = rows["proposed > mix-and-separate, K = 2 (Figure 1)"]
+    assert k2["holds"] == "yes" and k2["apart"] == "yes" and k2["paper"] == "7.9 vs 4.6"
+    assert rows["proposed > mix-and-separate, K = 3 (Figure 1)"]["holds"] == "**no**"
+    assert rows["proposed > mix-and-separate, K = 4 (Figure 1)"]["holds"] == "not run"
+    assert "not run" in claims.render(roots / "results")
+
+
+def test_batch_cost_counts_the_planned_runs_and_prices_them_by_measured_runs(roots):
+    cell = _cell("figure1", "mix_and_separate/k3")
+    for seed, seconds in ((0, 100.0), (1, 300.0), (2, 200.0)):
+        cfg = X.cell_configs(cell, "quick", [0])[seed]
+        _fake_summary(cfg, 5.0)
+        path = run_dir_for(cfg) / "summary.json"
+        summary = json.loads(path.read_text())
+        summary["train_seconds"] = seconds
+        path.write_text(json.dumps(summary))
+        (run_dir_for(cfg) / "config.json").write_text(json.dumps(cfg.to_dict()))
+    df = X.batch_cost("quick", [0]).set_index(["method", "k_sources"])
+    planned = X.planned_runs(list(X.TABLES), "quick", [0])
+    assert df["planned_runs"].sum() == len(planned)
+    row = df.loc[("mix_and_separate", 3)]
+    assert row["planned_runs"] == 3 and row["measured_runs"] == 3 and row["median_train_seconds"] == 200.0
+    assert row["estimate_cpu_hours"] == pytest.approx(3 * 200.0 / 3600, abs=0.01)
+    assert math.isnan(df.loc[("proposed", 4), "median_train_seconds"])  # nothing measured: no price
+
+
+def test_report_writes_every_table_and_only_the_readme_section(roots):
+    from bimodal.embedding import ASSET, shipped_surrogates
+    from bimodal.experiments.report import write_report
+    from bimodal.utils import file_sha256
+
+    sup = next(c for c in X.TABLES["three_way"].cells if c.overrides and c.paper is not None)
+    for seed, sdr in ((0, 7.0), (1, 9.0)):
+        _fake_summary(X.cell_configs(sup, "quick", [seed])[0], sdr)
+    X.collect_table("three_way", "quick", [0, 1], "all")
+    res = roots / "results"
+    (res / "table16_proxy.csv").write_text("model,Correct (%),n\nproposed,90.0,10\n")
+    (res / "timings.csv").write_text("what,command,seconds,machine,date\ntest suite,make test,431.0,2-core CPU,x\n")
+    (res / "quick_batch_cost_core.csv").write_text("method,k_sources,planned_runs\nproposed,2,3\n")
+    readme = roots / "README.md"
+    readme.write_text("# guide\n\nby hand\n<!-- claims:start -->\nstale text\n<!-- claims:end -->\nafter, by hand\n"
+                      "<!-- choices:start -->\n<!-- choices:end -->\n")
+    docs, index = roots / "docs" / "RESULTS.md", roots / "INDEX.md"
+    assert write_report(readme, docs, index) == [readme, docs, index]
+    text = readme.read_text()
+    assert text.startswith("# guide\n\nby hand\n<!-- claims:start -->\n| the paper's claim |")
+    assert "<!-- claims:end -->\nafter, by hand\n<!-- choices:start -->\n| topic |" in text and "stale text" not in text
+    results = docs.read_text()
+    assert f"| {sup.row} | {sup.paper:.1f} | 8.0 ± 1.4 (2) |" in results  # paper beside here, mean ± sample std (n)
+    assert "| proposed | 90.0 | 10 |" in results  # a CSV-only table, rendered
+    assert "| test suite | `make test` | 431 | 2-core CPU | x |" in results
+    timings = results[results.index("## Timings"):]  # the batch cost is a timing, not a table of its own
+    assert "### Estimated training cost of the quick batch, cells='core'" in timings
+    assert "| proposed | 2 | 3 |" in timings and results.count("| proposed | 2 | 3 |") == 1
+    assert results.index("## The paper's headline claims") < results.index(f"### {X.TABLES['three_way'].title}")
+    listed = index.read_text()
+    for name in shipped_surrogates():
+        assert f"`{file_sha256(ASSET.parent / f'{name}.pt')}`" in listed
+    assert write_report(readme, docs, index) == []  # nothing changed: nothing rewritten
+    readme.write_text("# a guide without the markers\n")
+    with pytest.raises(ValueError, match=r"README.md: the generated section needs the markers <!-- claims:start -->"):
+        write_report(readme, docs, index)
+
+
+def test_choices_table_reads_the_defaults_from_the_config():
+    from bimodal.experiments.report import choices_markdown
+
+    def here(table: str, topic: str) -> tuple[str, str]:  # (this repository's choice, the config-field cell)
+        cells = next(line for line in table.splitlines() if line.startswith(f"| {topic} |")).split(" | ")
+        return cells[3], cells[4].rstrip(" |")
+
+    for value, said in (("component", "each component mixture"), ("mom", "the mixture of mixtures")):
+        table = choices_markdown("paper", "quick", {"train.single_source_input": value})
+        choice, field = here(table, "single-source branch input")
+        assert choice == said and field.startswith(f"`train.single_source_input` (`{value}` / ")
+    table = choices_markdown("paper", "quick", {"train.alpha": 0.5, "train.gamma": 5.0, "model.n_fft": 766})
+    assert here(table, "loss weights (eq. 6)")[0] == "α 0.5, β 5, γ 5"
+    assert here(table, "STFT")[0] == "n_fft 766, hop 256"
+    assert here(table, "model selection") == ("best validation SDR; the test set is read once, at the end", "—")
+    # the quick profile's sizes differ from the paper's; with the same n_fft only the backend is left
+    assert table.endswith("The quick profile differs in: joint embedding: the shipped CLAP-surrogate.")

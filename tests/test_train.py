@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from bimodal.config import get_config
-from bimodal.utils import REPO_ROOT
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +162,7 @@ def _ddp_worker(rank, world, init_file, cfg_dict, out_dir):
     from bimodal.config import from_dict
     from bimodal.datasets.manifest import load_manifest
     from bimodal.backends import load_embedding
-    from bimodal.train import Objective, build_separator, init_distributed
+    from bimodal.train import Objective, build_separator
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
@@ -183,6 +182,9 @@ def _ddp_worker(rank, world, init_file, cfg_dict, out_dir):
     opt.step()
     if rank == 0:
         torch.save(sep.state_dict(), Path(out_dir) / "ddp.pt")
+    # both ranks leave together: a rank that tears gloo down while the other still holds the group aborted
+    # ("terminate called without an active exception", SIGABRT) once in CI
+    dist.barrier()
     dist.destroy_process_group()
 
 
