@@ -420,12 +420,13 @@ def check_run_folder(cfg: Config, run_dir: Path) -> None:
 
 
 def move_run_aside(run_dir: Path) -> Path | None:
-    """--no-resume: move the folder's files (all but the lock) into a sibling <name>.replaced-<UTC time>, so that a
-    fresh run appends to no old log and reuses no old checkpoint, and nothing is deleted. Returns that folder."""
+    """--no-resume: move the folder's files (all but the lock) into <parent>/.replaced/<name>-<UTC time>, so that a
+    fresh run appends to no old log and reuses no old checkpoint, and nothing is deleted (a hidden folder: globs
+    over runs/<profile>-* do not see the old runs). Returns that folder."""
     files = [p for p in run_dir.iterdir() if p.name != ".lock"] if run_dir.is_dir() else []
     if not files:
         return None
-    aside = run_dir.parent / f"{run_dir.name}.replaced-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    aside = run_dir.parent / ".replaced" / f"{run_dir.name}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
     aside.mkdir(parents=True, exist_ok=False)
     for path in files:
         path.rename(aside / path.name)

@@ -113,7 +113,7 @@ def test_no_resume_moves_the_old_run_aside_and_appends_nothing(clean_run, tmp_pa
     assert list(epochs["epoch"]) == [0, 1]
     assert list(pd.read_csv(run_dir / "steps.csv")["epoch"].unique()) == [0, 1]
     assert summary["train_seconds"] == pytest.approx(epochs["seconds"].sum())
-    (aside,) = tmp_path.glob("run.replaced-*")
+    (aside,) = (tmp_path / ".replaced").glob("run-*")
     assert (aside / "summary.json").is_file() and "moved the previous contents" in capsys.readouterr().err
     assert summary["test2"] == clean_run[1]["test2"]
 

@@ -230,7 +230,7 @@ def batch_cost(profile: str, seeds: list[int], cells: str = "core", write: bool 
                      "median_train_seconds": round(median, 1), "estimate_cpu_hours": round(n * median / 3600, 2)})
     df = pd.DataFrame(rows)
     if write and not df.empty:
-        out = results_root() / f"{profile}_batch_cost_{cells}.csv"
+        out = results_root(profile) / f"{profile}_batch_cost_{cells}.csv"
         out.parent.mkdir(parents=True, exist_ok=True)
         df.to_csv(out, index=False)
     return df
