@@ -430,3 +430,19 @@ def test_a_bare_train_says_it_trains_the_quick_profile(capsys, monkeypatch):
     rc, out, err = _cli(["train"], capsys)
     assert rc == 0 and asked == ["quick"] and "no --profile given: training the quick profile" in err
     assert json.loads(out) == {"finished": True}  # stdout: the JSON summary alone
+
+
+def test_a_finished_run_with_a_damaged_best_checkpoint_is_rebuilt_when_a_notebook_loads_it(clean_run, tmp_path,
+                                                                                            monkeypatch, capsys):
+    import torch
+
+    from bimodal import experiments as X
+    from bimodal.train import run_dir_for
+
+    monkeypatch.setenv("BIMODAL_RUNS", str(tmp_path / "runs"))
+    run_dir = _copy_run(clean_run[0], run_dir_for(_smoke()))
+    good = torch.load(run_dir / "best.pt", weights_only=True)["state_dict"]
+    _truncate(run_dir / "best.pt")
+    separator, _, _ = X.load_model("smoke", {"train.num_threads": 1}, progress=False)
+    assert "best.pt: damaged" in capsys.readouterr().err
+    assert all(torch.equal(separator.state_dict()[k], good[k]) for k in good)
