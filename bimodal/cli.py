@@ -18,6 +18,9 @@ COMMANDS = {
 
 
 def versions_cli(argv: list[str]) -> int:
+    import argparse
+
+    argparse.ArgumentParser(prog="bimodal versions", description=COMMANDS["versions"][2]).parse_args(argv)
     from bimodal.utils import versions
 
     for key, value in versions().items():
@@ -25,13 +28,53 @@ def versions_cli(argv: list[str]) -> int:
     return 0
 
 
+# The project's expected errors (module, class): bad input or damaged state the message fully explains, printed as
+# one line without a traceback. ConfigError (a value, field or path that does not fit) is a usage error: exit 2.
+EXPECTED_ERRORS = [("bimodal.config", "ConfigError"), ("bimodal.model", "CheckpointError"),
+                   ("bimodal.datasets.manifest", "DatasetNotBuilt"), ("bimodal.audio", "AudioError"),
+                   ("bimodal.utils", "NotWritable")]
+USAGE_ERRORS = ("ConfigError",)
+
+
+def _expected(exc: BaseException) -> bool:
+    """Whether `exc` is one of EXPECTED_ERRORS or a plain OSError (a file that is missing or cannot be written;
+    its message names the file). Looked up in sys.modules: a module that was never imported raised nothing."""
+    types = [getattr(sys.modules[m], name) for m, name in EXPECTED_ERRORS
+             if m in sys.modules and hasattr(sys.modules[m], name)]
+    return isinstance(exc, (OSError, *types))
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one sub-command. An expected error (see _expected) prints `bimodal <command>: <message>` on stderr and
+    exits 2 (usage) or 1; `--debug` anywhere on the command line, or BIMODAL_DEBUG=1, shows its traceback instead."""
+    import os
+
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("BIMODAL_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
+    try:
+        return _dispatch(argv)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("bimodal: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if debug or not _expected(exc):
+            raise
+        command = argv[0] if argv else ""
+        message = " ".join(str(exc).split()) or type(exc).__name__  # one line
+        print(f"bimodal {command}: {message}", file=sys.stderr)
+        return 2 if type(exc).__name__ in USAGE_ERRORS else 1
+
+
+def _dispatch(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: bimodal COMMAND [options]\n\ncommands:")
         for name, (_, _, text) in COMMANDS.items():
             print(f"  {name:<10} {text}")
-        print("\n`bimodal COMMAND --help` for a command's options.")
+        print("\n`bimodal COMMAND --help` for a command's options; `--debug` (or BIMODAL_DEBUG=1) shows the traceback "
+              "of an expected error.")
         return 0
     if argv[0] not in COMMANDS:
         print(f"bimodal: unknown command {argv[0]!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)

@@ -340,6 +340,36 @@ def validate(cfg: Config) -> None:
     if t.method == "semi_supervised" and d.single_source_fraction <= 0:
         raise ConfigError("config field 'data.single_source_fraction' must be > 0 for train.method "
                           "'semi_supervised'")
+    validate_ranges(cfg)
+
+
+# (section.field, lowest allowed value, whether the lowest value itself is allowed): checked by validate_ranges
+_RANGES = [("train.epochs", 1, True), ("train.batch_size", 1, True), ("train.lr", 0.0, False),
+           ("train.lr_step_epochs", 1, True), ("train.lr_gamma", 0.0, False), ("train.weight_decay", 0.0, True),
+           ("train.grad_clip", 0.0, True), ("train.num_threads", 0, True), ("train.eval_every", 1, True),
+           ("train.alpha", 0.0, True), ("train.beta", 0.0, True), ("train.gamma", 0.0, True),
+           ("train.lambda_s", 0.0, True), ("train.lambda_u", 0.0, True), ("data.train_items_per_epoch", 1, True),
+           ("data.val_mixtures", 1, True), ("data.test_mixtures", 0, True)]
+
+
+def validate_ranges(cfg: Config) -> None:
+    """Values that would fail late (after data and models are loaded) or silently: every float field finite, the
+    fields of _RANGES within range, and at least one training batch per epoch. ConfigError names the field."""
+    for section in _SECTIONS:
+        obj = getattr(cfg, section)
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"config field '{section}.{f.name}' must be a finite number, got {value}")
+    for key, low, inclusive in _RANGES:
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value < low or (value == low and not inclusive):
+            raise ConfigError(f"config field '{key}' must be {'≥' if inclusive else '>'} {low}, got {value}")
+    d, t = cfg.data, cfg.train
+    if d.train_items_per_epoch < t.batch_size:
+        raise ConfigError(f"config field 'data.train_items_per_epoch' ({d.train_items_per_epoch}) is smaller than "
+                          f"'train.batch_size' ({t.batch_size}): an epoch would hold no training batch")
 
 
 # Per-profile values. `paper` follows the paper (Section 4, Appendices C-E); `quick` and `smoke` keep the same code

@@ -362,12 +362,120 @@ def _run_lock(run_dir: Path):
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            print(f"{run_dir.name}: another process is training this run; waiting for it", flush=True)
+            _warn(f"{run_dir.name}: another process is training this run; waiting for it")
             fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _warn(message: str) -> None:
+    """A message for the person running the command: stderr, so that stdout stays the JSON summary alone."""
+    import sys
+
+    print(f"bimodal train: {message}", file=sys.stderr, flush=True)
+
+
+def config_difference(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """'section.field: old -> new' for every field two config dicts disagree on (missing = '<unset>')."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key, "<unset>"), new.get(key, "<unset>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_difference(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return out
+
+
+def check_test_sets(test_sets) -> None:
+    """Unknown test-set names fail before training, not after it (ConfigError listing the known ones)."""
+    from bimodal.datasets.mixtures import EVAL_SETS
+
+    known = [name for name in EVAL_SETS if name != "val2"]  # val2 picks the checkpoint: never a test set
+    unknown = [name for name in test_sets if name not in known]
+    if unknown or not test_sets:
+        raise ConfigError(f"--test-sets: unknown test set(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
+                          f"choose from {', '.join(known)}")
+
+
+def check_run_folder(cfg: Config, run_dir: Path) -> None:
+    """Refuse a run folder that is a file, or that holds a run of another config (finished or not): ConfigError
+    naming the fields that differ. Checked before a finished run's summary is returned, so a cached summary is
+    never passed off as the result of another config."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--run-dir {run_dir}: is a file, not a folder")
+    cfg_path = run_dir / "config.json"
+    if not cfg_path.is_file():
+        return
+    try:
+        stored = from_dict(json.loads(cfg_path.read_text()))
+    except (ValueError, ConfigError) as exc:
+        raise ConfigError(f"{cfg_path}: unreadable run config ({exc}); use another run folder") from None
+    if stored.hash() != cfg.hash():
+        diff = config_difference(stored.identity(), cfg.identity())
+        raise ConfigError(f"{run_dir}: the folder holds a run of another config ({'; '.join(diff) or 'identity'}; "
+                          f"stored -> requested); use another --run-dir or --no-resume to replace it")
+
+
+def move_run_aside(run_dir: Path) -> Path | None:
+    """--no-resume: move the folder's files (all but the lock) into <parent>/.replaced/<name>-<UTC time>, so that a
+    fresh run appends to no old log and reuses no old checkpoint, and nothing is deleted (a hidden folder: globs
+    over runs/<profile>-* do not see the old runs). Returns that folder."""
+    files = [p for p in run_dir.iterdir() if p.name != ".lock"] if run_dir.is_dir() else []
+    if not files:
+        return None
+    aside = run_dir.parent / ".replaced" / f"{run_dir.name}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    aside.mkdir(parents=True, exist_ok=False)
+    for path in files:
+        path.rename(aside / path.name)
+    _warn(f"--no-resume: moved the previous contents of {run_dir} to {aside}")
+    return aside
+
+
+def load_resume_state(last_path: Path, device) -> dict | None:
+    """last.pt, or None with a warning naming the file when it is damaged (truncated, not a checkpoint, keys
+    missing): the run then starts again from scratch, which the per-epoch seeding makes the same run. The damaged
+    file is kept beside as last.pt.damaged."""
+    try:
+        state = torch.load(last_path, map_location=device, weights_only=False)  # our own file: includes RNG state
+        missing = {"model", "optimizer", "scheduler", "rng", "epoch", "best"} - set(state)
+        if missing:
+            raise KeyError(f"keys {sorted(missing)} missing")
+        return state
+    except Exception as exc:  # truncated zip, unpickling errors, wrong content: many types
+        damaged = last_path.with_name(last_path.name + ".damaged")
+        os.replace(last_path, damaged)
+        _warn(f"{last_path}: damaged checkpoint ({type(exc).__name__}: {str(exc)[:200]}); moved to {damaged.name}, "
+              f"training this run again from epoch 1")
+        return None
+
+
+def restore_best(run_dir: Path, cfg: Config, embedding) -> None:
+    """Before the test: if best.pt is damaged, rebuild it from the copy of the best weights that last.pt keeps
+    (no retraining), saying so; CheckpointError naming the file when there is none to rebuild it from."""
+    from bimodal.model import CheckpointError, Separator
+
+    best_path = run_dir / "best.pt"
+    if not best_path.exists():
+        return
+    try:
+        Separator.from_pretrained(best_path)
+        return
+    except CheckpointError as exc:
+        problem = exc
+    last_path = run_dir / "last.pt"
+    try:
+        state = torch.load(last_path, map_location="cpu", weights_only=False)
+        best_model, best_extra = state["best_model"], state["best_extra"]
+    except Exception:
+        raise CheckpointError(f"{problem}; last.pt holds no copy of the best weights to rebuild it from: train "
+                              f"the run again with --no-resume") from None
+    separator = build_separator(cfg, embedding)
+    separator.load_state_dict(best_model)
+    separator.save(best_path, config=cfg.to_dict(), extra=best_extra)
+    _warn(f"{best_path}: damaged ({problem}); rebuilt from the copy of the best weights in last.pt")
 
 
 def train_run(cfg: Config, run_dir: str | Path | None = None, *, resume: bool = True, progress: bool = True,
@@ -376,8 +484,14 @@ def train_run(cfg: Config, run_dir: str | Path | None = None, *, resume: bool = 
     summary.json). `max_epochs` stops early without finishing (used to simulate interruptions in tests).
     A single process locks the run folder while it trains (see `_run_lock`); torchrun processes do not (they
     train one run together)."""
+    check_test_sets(test_sets)
     run_dir = Path(run_dir) if run_dir else run_dir_for(cfg)
+    if resume:
+        check_run_folder(cfg, run_dir)
+    elif run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--run-dir {run_dir}: is a file, not a folder")
     if resume and (run_dir / "summary.json").exists():
+        _warn(f"{run_dir.name}: finished earlier; returning its summary (--no-resume trains it again)")
         return json.loads((run_dir / "summary.json").read_text())
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     with contextlib.nullcontext() if distributed else _run_lock(run_dir):
@@ -398,6 +512,8 @@ def _train_run(cfg: Config, run_dir: Path, *, resume: bool, progress: bool, test
     torch.set_num_threads(run_threads(cfg))  # the count the run id was computed with
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            move_run_aside(run_dir)
         cfg_path = run_dir / "config.json"
         if cfg_path.exists() and from_dict(json.loads(cfg_path.read_text())).hash() != cfg.hash():
             raise ConfigError(f"{cfg_path}: the run folder holds a different config; use another run_dir")
@@ -417,8 +533,10 @@ def _train_run(cfg: Config, run_dir: Path, *, resume: bool, progress: bool, test
 
     start_epoch, best = 0, {"epoch": -1, "sdr": -float("inf")}
     last_path = run_dir / "last.pt"
-    if resume and last_path.exists():
-        state = torch.load(last_path, map_location=device, weights_only=False)  # our own file: includes RNG state
+    state = load_resume_state(last_path, device) if resume and last_path.exists() else None
+    best_copy = None  # the best weights and their extra, kept in last.pt too (restore_best rebuilds best.pt)
+    if state is not None:
+        best_copy = (state["best_model"], state["best_extra"]) if "best_model" in state else None
         separator.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -435,6 +553,9 @@ def _train_run(cfg: Config, run_dir: Path, *, resume: bool, progress: bool, test
     main_ds, single_ds = _datasets(cfg, manifest, rank, world)
     epochs = t.epochs if max_epochs is None else min(t.epochs, max_epochs)
     steps_csv, epochs_csv = run_dir / "steps.csv", run_dir / "epochs.csv"
+    if rank == 0 and start_epoch == 0:  # a run from scratch appends to no earlier log
+        steps_csv.unlink(missing_ok=True)
+        epochs_csv.unlink(missing_ok=True)
     if rank == 0 and start_epoch > 0:  # drop log rows of an epoch that was interrupted before its checkpoint
         for path in (steps_csv, epochs_csv):
             if path.exists():
@@ -476,12 +597,15 @@ def _train_run(cfg: Config, run_dir: Path, *, resume: bool, progress: bool, test
             if val_sdr is not None and np.isfinite(val_sdr) and val_sdr > best["sdr"]:
                 best = {"epoch": epoch, "sdr": float(val_sdr)}
                 separator.save(run_dir / "best.pt", config=cfg.to_dict(), extra={"epoch": epoch, "val": val})
+                best_copy = ({k: v.detach().clone() for k, v in separator.state_dict().items()},
+                             {"epoch": epoch, "val": val})
         if rank == 0:
             steps.to_csv(steps_csv, mode="a", header=not steps_csv.exists(), index=False)
             pd.DataFrame([epoch_row]).to_csv(epochs_csv, mode="a", header=not epochs_csv.exists(), index=False)
             atomic_torch_save({"model": separator.state_dict(), "optimizer": optimizer.state_dict(),
                                "scheduler": scheduler.state_dict(), "rng": _rng_state(), "epoch": epoch,
-                               "best": best}, last_path)
+                               "best": best, **({"best_model": best_copy[0], "best_extra": best_copy[1]}
+                                                if best_copy else {})}, last_path)
         if world > 1:
             dist.barrier()
 
@@ -495,6 +619,7 @@ def finish_run(cfg: Config, run_dir: Path, embedding, *, test_sets=("test2",), b
     from bimodal.model import Separator
 
     best_path = run_dir / "best.pt"
+    restore_best(run_dir, cfg, embedding)
     if not best_path.exists():  # no finite validation SDR ever: keep the last weights, say so
         raise RuntimeError(f"{run_dir}: no validation epoch produced a finite SDR; nothing to test")
     separator = Separator.from_pretrained(best_path).to(next(embedding.parameters(), torch.zeros(0)).device)
@@ -516,13 +641,19 @@ def finish_run(cfg: Config, run_dir: Path, embedding, *, test_sets=("test2",), b
 
 def cli(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="bimodal train", description=__doc__.split("\n\n")[0])
-    p.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"])
+    p.add_argument("--profile", default=None, choices=["smoke", "quick", "paper"],
+                   help="sizes of data, model and training: smoke (seconds, for tests), quick (the default: minutes "
+                        "to an hour on a CPU), paper (the paper's sizes, for a GPU)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                    help="config override, repeatable, e.g. --set train.method=supervised --set data.k_sources=3")
     p.add_argument("--run-dir", default=None, help="default: runs/<profile>-<method>-<config hash>")
     p.add_argument("--no-resume", action="store_true", help="start from scratch even if a checkpoint exists")
     p.add_argument("--test-sets", default="test2", help="comma-separated: test2,test3")
     args = p.parse_args(argv)
+    if args.profile is None:
+        args.profile = "quick"
+        _warn("no --profile given: training the quick profile (minutes to an hour on a CPU; --profile smoke takes "
+              "seconds)")
     overrides = {}
     for item in args.set:
         key, sep, value = item.partition("=")

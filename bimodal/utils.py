@@ -65,6 +65,23 @@ def data_root(configured: str = "") -> Path:
     return Path(configured or os.environ.get("BIMODAL_DATA") or REPO_ROOT / "data")
 
 
+class NotWritable(OSError):
+    """A folder the command must write to cannot be created or written; the message names it."""
+
+
+def ensure_writable_dir(path: str | Path, what: str) -> Path:
+    """Create `path` if needed and check a file can be written in it, before any work is spent on what goes there.
+    NotWritable names `what` and the folder."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise NotWritable(f"{what} {path} is not a writable folder ({exc.strerror or exc})") from None
+    return path
+
+
 def runs_root() -> Path:
     """Where trained runs are cached (by config hash): $BIMODAL_RUNS or <repo>/runs."""
     return Path(os.environ.get("BIMODAL_RUNS") or REPO_ROOT / "runs")
@@ -78,12 +95,45 @@ def outputs_root() -> Path:
     return path
 
 
-def results_root() -> Path:
-    return Path(os.environ.get("BIMODAL_RESULTS") or REPO_ROOT / "results")
+# The profile whose results and figures git tracks (results/, figures/); the others write under outputs/.
+COMMITTED_PROFILE = "quick"
 
 
-def figures_root() -> Path:
-    return Path(os.environ.get("BIMODAL_FIGURES") or REPO_ROOT / "figures")
+def _profile_root(variable: str, kind: str, profile: str | None) -> Path:
+    """$<variable> if set, else <repo>/<kind> for the committed profile (or no profile given), else
+    <repo>/outputs/<kind>-<profile>; created on first use, so a named folder that does not exist yet works."""
+    if os.environ.get(variable):
+        path = Path(os.environ[variable])
+    elif profile is None or profile == COMMITTED_PROFILE:
+        path = REPO_ROOT / kind
+    else:
+        path = REPO_ROOT / "outputs" / f"{kind}-{profile}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OSError(f"${variable} or the {kind} folder {path} cannot be created: {exc.strerror}") from None
+    return path
+
+
+def results_root(profile: str | None = None) -> Path:
+    """Where result tables go. Results are namespaced by profile so that one never overwrites another's:
+
+    - ``$BIMODAL_RESULTS`` when set (any profile; ``make test`` points it at outputs/results-smoke);
+    - else ``<repo>/results`` for the quick profile, the one whose tables git tracks (and for callers that name
+      no profile: benchmarks, the README writer);
+    - else ``<repo>/outputs/results-<profile>`` (smoke, paper), which git ignores.
+
+    The other environment variables (docs/ENVIRONMENT.md lists them all): ``BIMODAL_FIGURES`` (figures_root, the
+    same rule with figures/), ``BIMODAL_RUNS`` (runs_root: trained runs, each folder named
+    <profile>-<method>-<run id>), ``BIMODAL_DATA`` (data_root: generated datasets), ``BIMODAL_DEBUG=1`` (the CLI
+    prints the traceback of an expected error instead of one line)."""
+    return _profile_root("BIMODAL_RESULTS", "results", profile)
+
+
+def figures_root(profile: str | None = None) -> Path:
+    """Where figures go: ``$BIMODAL_FIGURES``, else <repo>/figures (quick profile), else
+    <repo>/outputs/figures-<profile> (see results_root)."""
+    return _profile_root("BIMODAL_FIGURES", "figures", profile)
 
 
 def seed_everything(seed: int) -> None:

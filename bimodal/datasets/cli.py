@@ -27,7 +27,8 @@ def cli(argv: list[str]) -> int:
                                  "(incremental, deterministic), rewrite the shipped compositions, index real datasets.")
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="render SynthMUSIC-21 and/or the embedding corpus (incremental)")
-    b.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"])
+    b.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"],
+                   help="smoke (seconds), quick (default: minutes to an hour on a CPU) or paper (the paper's sizes)")
     b.add_argument("--what", default="all", choices=["separation", "embedding", "all"])
     b.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                    help="config override, repeatable, e.g. data.clips_per_class=100 or "
@@ -36,7 +37,8 @@ def cli(argv: list[str]) -> int:
     b.add_argument("--no-record", action="store_true", help="do not append the build time to outputs/data_build.csv")
     b.add_argument("--workers", type=int, default=1, help="render in this many processes (same bytes)")
     c = sub.add_parser("compositions", help="rewrite the shipped val/test composition CSVs of a profile")
-    c.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"])
+    c.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"],
+                   help="smoke (seconds), quick (default: minutes to an hour on a CPU) or paper (the paper's sizes)")
     m = sub.add_parser("melodies", help="re-extract the shipped melody table from the music21 corpus (minutes)")
     m.add_argument("--out", default=None)
     ix = sub.add_parser("index", help="index a real dataset from local files into the common CSV format")
@@ -53,6 +55,12 @@ def cli(argv: list[str]) -> int:
         try:
             cfg = get_config(args.profile, _overrides(b, args.set, args.root))
         except ConfigError as exc:
+            b.error(str(exc))
+        from bimodal.utils import NotWritable, data_root, ensure_writable_dir
+
+        try:
+            ensure_writable_dir(data_root(cfg.data.root), "the data root (--root, $BIMODAL_DATA)")
+        except NotWritable as exc:
             b.error(str(exc))
         torch.set_num_threads(1)
         if args.what in ("separation", "all"):

@@ -100,6 +100,14 @@ def assign_subsets(manifest: pd.DataFrame, fraction: float, seed: int) -> pd.Ser
     return subset
 
 
+def check_index_files(df: pd.DataFrame, index: Path) -> None:
+    """Every clip an index names exists, checked when the index is loaded (before training), not when an epoch first
+    samples it: ConfigError naming the index, the number of missing files and the first of them."""
+    missing = [p for p in df["path"].astype(str) if not Path(p).is_file()]
+    if missing:
+        raise ConfigError(f"{index}: {len(missing)} of {len(df)} indexed audio files do not exist, e.g. {missing[0]}")
+
+
 def load_manifest(cfg: DataConfig) -> pd.DataFrame:
     """The clip table of cfg.dataset: the rendered SynthMUSIC-21 (DatasetNotBuilt if it is not) or a common-format
     index CSV.
@@ -123,5 +131,6 @@ def load_manifest(cfg: DataConfig) -> pd.DataFrame:
         if "sha256" not in df.columns:
             df["sha256"] = ""
         df = absolute(df, path.parent)
+        check_index_files(df, path)
     df["subset"] = assign_subsets(df, cfg.single_source_fraction, cfg.seed)
     return df

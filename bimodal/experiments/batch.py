@@ -101,7 +101,7 @@ def reproduce(profile: str = "quick", only: list[str] | None = None, jobs: int =
         f" — cell {r.cell}: {r.error}" if r.status != "ok" else "") for r in report.itertuples()]
     summary += [""]
     for tid in TABLES:
-        path = results_root() / f"{tid}.md"
+        path = results_root(profile) / f"{tid}.md"
         if path.exists():
             summary += [path.read_text(), ""]
     inventory = batch_runs(profile, since=t0)
@@ -118,13 +118,20 @@ def reproduce(profile: str = "quick", only: list[str] | None = None, jobs: int =
 
 def reproduce_cli(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="bimodal reproduce", description="papermill batch of the notebooks")
-    p.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"])
+    p.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"],
+                   help="smoke (seconds), quick (default: minutes to an hour on a CPU) or paper (the paper's sizes)")
     p.add_argument("--only", default="", help="comma-separated notebook numbers, e.g. 02,04")
     p.add_argument("-j", "--jobs", type=int, default=1,
                    help="notebooks run in parallel after 00 and 01 (0 = one per available CPU)")
     p.add_argument("--out", default=None, help="output folder (default outputs/notebooks-<profile>)")
     args = p.parse_args(argv)
-    report = reproduce(args.profile, [s for s in args.only.split(",") if s], args.jobs, args.out)
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    known = {n for path in notebooks() for n in (path.name[:2], path.stem)}
+    unknown = [s for s in only if s not in known]
+    if unknown:
+        p.error(f"--only: no notebook {', '.join(unknown)}; notebooks: "
+                f"{', '.join(path.stem for path in notebooks())}")
+    report = reproduce(args.profile, only, args.jobs, args.out)
     for r in report.itertuples():
         line = f"{r.notebook:<32} {r.status:<7} {r.seconds:>8} s"
         if r.status != "ok":

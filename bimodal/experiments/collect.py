@@ -142,13 +142,13 @@ def collect_table(table_id: str, profile: str, seeds: list[int], cells: str = "c
     df = pd.DataFrame(rows, columns=["table", "key", "row", "column", "paper", "here_mean", "here_std", "n_seeds",
                                      "profile", "run_ids", "embedding", "status"])
     if write:
-        out = results_root() / f"{table_id}.csv"
+        out = results_root(profile) / f"{table_id}.csv"
         out.parent.mkdir(parents=True, exist_ok=True)
         df.to_csv(out, index=False)
-        (results_root() / f"{table_id}.md").write_text(render_markdown(df, TABLES[table_id]))
+        (results_root(profile) / f"{table_id}.md").write_text(render_markdown(df, TABLES[table_id]))
         metrics = collect_metrics(table_id, profile, seeds, cells, test_set)
         if not metrics.empty:
-            metrics.to_csv(results_root() / f"{table_id}_metrics.csv", index=False)
+            metrics.to_csv(results_root(profile) / f"{table_id}_metrics.csv", index=False)
     return df
 
 
@@ -184,7 +184,7 @@ def batch_runs(profile: str, since: float | None = None, write: bool = True) -> 
 
     rows, seen = [], set()
     for tid in TABLES:
-        path = results_root() / f"{tid}.csv"
+        path = results_root(profile) / f"{tid}.csv"
         if not path.exists():
             continue
         df = pd.read_csv(path)
@@ -203,7 +203,7 @@ def batch_runs(profile: str, since: float | None = None, write: bool = True) -> 
     out = pd.DataFrame(rows, columns=["run", "method", "seed", "git_commit", "train_seconds", "finished",
                                       "trained_in_batch"])
     if write and not out.empty:
-        out.to_csv(results_root() / f"{profile}_batch_runs.csv", index=False)
+        out.to_csv(results_root(profile) / f"{profile}_batch_runs.csv", index=False)
     return out
 
 
@@ -230,7 +230,7 @@ def batch_cost(profile: str, seeds: list[int], cells: str = "core", write: bool 
                      "median_train_seconds": round(median, 1), "estimate_cpu_hours": round(n * median / 3600, 2)})
     df = pd.DataFrame(rows)
     if write and not df.empty:
-        out = results_root() / f"{profile}_batch_cost_{cells}.csv"
+        out = results_root(profile) / f"{profile}_batch_cost_{cells}.csv"
         out.parent.mkdir(parents=True, exist_ok=True)
         df.to_csv(out, index=False)
     return df
@@ -239,7 +239,8 @@ def batch_cost(profile: str, seeds: list[int], cells: str = "core", write: bool 
 def tables_cli(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="bimodal tables", description="train what tables need, write results/")
     p.add_argument("tables", nargs="*", default=list(TABLES), help=f"table ids ({', '.join(TABLES)})")
-    p.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"])
+    p.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"],
+                   help="smoke (seconds), quick (default: minutes to an hour on a CPU) or paper (the paper's sizes)")
     p.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
     p.add_argument("--cells", default="core", choices=["core", "all"])
     p.add_argument("--collect-only", action="store_true", help="do not train; collect finished runs")

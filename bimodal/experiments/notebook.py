@@ -21,13 +21,22 @@ def ensure_run(profile: str, overrides: dict, seed: int = 0, progress: bool = Tr
 
 
 def load_model(profile: str, overrides: dict, seed: int = 0, progress: bool = True):
-    """(separator chosen on validation, its config, the embedding) of a run, training it first if needed."""
+    """(separator chosen on validation, its config, the embedding) of a run, training it first if needed. A damaged
+    best.pt of a finished run is rebuilt from the copy of the best weights in last.pt (bimodal.train.restore_best),
+    with a warning; CheckpointError naming the file when it cannot be."""
     from bimodal.backends import load_embedding
-    from bimodal.model import Separator
+    from bimodal.model import CheckpointError, Separator
+    from bimodal.train import restore_best
 
     run_dir = ensure_run(profile, overrides, seed, progress)
     cfg = config_of(profile, overrides, seed)
-    return Separator.from_pretrained(run_dir / "best.pt").eval(), cfg, load_embedding(cfg.embedding)
+    embedding = load_embedding(cfg.embedding)
+    try:
+        separator = Separator.from_pretrained(run_dir / "best.pt")
+    except CheckpointError:
+        restore_best(run_dir, cfg, embedding)
+        separator = Separator.from_pretrained(run_dir / "best.pt")
+    return separator.eval(), cfg, embedding
 
 
 # the runs the qualitative and listening notebooks compare (the 2-source cells of the tables)

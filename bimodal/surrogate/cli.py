@@ -21,7 +21,9 @@ def cli(argv: list[str]) -> int:
     for name, text in (("train", "train the surrogate on the TimGM6mb corpus"),
                        ("eval", "zero-shot scores on SynthMUSIC-21 test clips -> results/, figures/")):
         s = sub.add_parser(name, help=text)
-        s.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"])
+        s.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"],
+                       help="smoke (seconds), quick (default: minutes to an hour on a CPU) or paper "
+                            "(the paper's sizes)")
         s.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                        help="config override, e.g. embedding.steps=800 (repeatable)")
         if name == "train":
@@ -39,7 +41,8 @@ def cli(argv: list[str]) -> int:
     sh = sub.add_parser("ship", help="ship a trained checkpoint as bimodal/assets/NAME.pt, evaluate it, write its card")
     sh.add_argument("--checkpoint", required=True, help="a checkpoint written by `bimodal embedding train`")
     sh.add_argument("--name", default=ASSET.stem, help="asset name (default: surrogate, the default surrogate)")
-    sh.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"])
+    sh.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"],
+                    help="smoke (seconds), quick (default: minutes to an hour on a CPU) or paper (the paper's sizes)")
     sh.set_defaults(set=[])
     rp = sub.add_parser("replay", help="retrain a surrogate stage by stage as its checkpoints record (warm starts "
                                        "included), then evaluate the last stage")

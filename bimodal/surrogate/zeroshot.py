@@ -176,8 +176,8 @@ def write_results(result: dict, cfg: Config, results_dir: str | Path | None = No
     """results/embedding_zeroshot{,_per_class}.csv + .md and figures/01_confusion.png (suffix _<profile> unless
     the profile is quick, the embedded default)."""
     suffix = results_suffix(cfg.profile, cfg.embedding.checkpoint)
-    rdir = Path(results_dir) if results_dir is not None else results_root()
-    fdir = Path(figures_dir) if figures_dir is not None else figures_root()
+    rdir = Path(results_dir) if results_dir is not None else results_root(cfg.profile)
+    fdir = Path(figures_dir) if figures_dir is not None else figures_root(cfg.profile)
     rdir.mkdir(parents=True, exist_ok=True)
     metrics = result["metrics"].assign(profile=cfg.profile, backend=cfg.embedding.backend,
                                        checkpoint=checkpoint_label(cfg))
