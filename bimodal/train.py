@@ -33,6 +33,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
+from bimodal import baselines
 from bimodal import losses as L
 from bimodal.config import Config, ConfigError, from_dict, get_config
 from bimodal.utils import atomic_torch_save, atomic_write_bytes, file_sha256, git_commit, runs_root, seed_everything
@@ -228,7 +229,9 @@ class Objective:
     def __call__(self, batch: Batch, single: Batch | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         t = self.cfg.train
         parts: dict[str, torch.Tensor] = {}
-        if t.method in ("supervised", "mix_and_separate"):
+        if baselines.is_baseline(t.method):  # the baseline rows of Tables 1 and 12 (bimodal.baselines)
+            total, parts = baselines.get(t.method).objective(self, batch)
+        elif t.method in ("supervised", "mix_and_separate"):
             # supervised: the N components are single sources (K = 1); mix-and-separate: they are mixtures.
             parts["url"] = self.url(batch.mom, batch.components, batch.mixture_prompts)
             total = parts["url"]
@@ -253,8 +256,13 @@ class Objective:
 # ----------------------------------------------------------------------------------------------------------------
 # Building blocks
 
-def build_separator(cfg: Config, embedding):
+def build_separator(cfg: Config, embedding, baseline: bool = True):
+    """The separator of the run: bimodal.model.Separator, or a baseline's own (baseline=False: always the
+    conditional Separator, which baselines that only change the objective build)."""
     from bimodal.model import Separator
+
+    if baseline and baselines.is_baseline(cfg.train.method):
+        return baselines.get(cfg.train.method).build_separator(cfg, embedding)
 
     cond_dim = cfg.model.cond_dim or embedding.token_dim
     if cond_dim != embedding.token_dim:
@@ -310,6 +318,14 @@ def _set_rng_state(state: dict) -> None:
 # ----------------------------------------------------------------------------------------------------------------
 # Evaluation
 
+def _estimates(cfg: Config, core, mixture, sources, tokens, mask) -> torch.Tensor:
+    """The separator's answers [b, S, T] to the S queries of each test mixture [b, T]; a baseline may need the
+    references sources [b, S, T] to match its unordered outputs to them (bimodal.baselines)."""
+    if baselines.is_baseline(cfg.train.method):
+        return baselines.get(cfg.train.method).estimates(core, mixture, sources, tokens, mask)
+    return core(mixture, tokens, mask)["wave"]
+
+
 @torch.no_grad()
 def evaluate(separator, embedding, cfg: Config, name: str = "val2", *, limit: int | None = None,
              batch_size: int = 8, progress: bool = False) -> tuple[pd.DataFrame, dict]:
@@ -332,8 +348,8 @@ def evaluate(separator, embedding, cfg: Config, name: str = "val2", *, limit: in
         _, tokens, mask = embedding.embed_text([p for it in items for p in it["source_prompts"]],
                                                padding_states=not cfg.model.ca_key_padding_mask)
         b, S = sources.shape[:2]
-        out = core(mixture.to(device), tokens.reshape(b, S, *tokens.shape[1:]), mask.reshape(b, S, -1))
-        est = out["wave"].double().cpu().numpy()
+        est = _estimates(cfg, core, mixture.to(device), sources, tokens.reshape(b, S, *tokens.shape[1:]),
+                         mask.reshape(b, S, -1)).double().cpu().numpy()
         for j, it in enumerate(items):
             res = evaluate_mixture(sources[j].double().numpy(), est[j], mixture[j].double().numpy())
             if res is None:
@@ -496,7 +512,11 @@ def finish_run(cfg: Config, run_dir: Path, embedding, *, test_sets=("test2",), b
     best_path = run_dir / "best.pt"
     if not best_path.exists():  # no finite validation SDR ever: keep the last weights, say so
         raise RuntimeError(f"{run_dir}: no validation epoch produced a finite SDR; nothing to test")
-    separator = Separator.from_pretrained(best_path).to(next(embedding.parameters(), torch.zeros(0)).device)
+    if baselines.is_baseline(cfg.train.method):
+        separator = baselines.get(cfg.train.method).load_best(cfg, best_path, embedding)
+    else:
+        separator = Separator.from_pretrained(best_path)
+    separator = separator.to(next(embedding.parameters(), torch.zeros(0)).device)
     summary = {"finished": True, "run_dir": str(run_dir), "config_hash": cfg.hash(),
                "embedding_fingerprint": embedding_fingerprint(cfg), "profile": cfg.profile,
                "method": cfg.train.method, "seed": cfg.train.seed, "best_epoch": best["epoch"],
