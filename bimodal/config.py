@@ -288,12 +288,13 @@ def validate(cfg: Config) -> None:
                           f"k·2^{m.levels}·hop - 1 samples (e.g. 65535 at hop 256)")
     if not 0 <= m.modulator_levels <= m.levels:
         raise ConfigError("config field 'model.modulator_levels' must be between 0 and model.levels")
-    from bimodal import baselines
+    from bimodal.baselines import names as baselines
 
     if t.method not in ("supervised", "mix_and_separate", "proposed", "semi_supervised", *baselines.METHODS):
         raise ConfigError(f"config field 'train.method': unknown method {t.method!r}")
-    if baselines.is_baseline(t.method):
-        baselines.validate(cfg)
+    problem = baselines.config_problem(cfg) if t.method in baselines.METHODS else None
+    if problem:
+        raise ConfigError(problem)
     unknown = set(filter(None, t.losses.split("+"))) - {"url", "cnt", "crl"}
     if unknown or not t.losses:
         raise ConfigError(f"config field 'train.losses': {t.losses!r} must be '+'-joined names from url, cnt, crl")

@@ -33,8 +33,8 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
-from bimodal import baselines
 from bimodal import losses as L
+from bimodal.baselines import registry as baselines
 from bimodal.config import Config, ConfigError, from_dict, get_config
 from bimodal.utils import atomic_torch_save, atomic_write_bytes, file_sha256, git_commit, runs_root, seed_everything
 
@@ -256,12 +256,11 @@ class Objective:
 # ----------------------------------------------------------------------------------------------------------------
 # Building blocks
 
-def build_separator(cfg: Config, embedding, baseline: bool = True):
-    """The separator of the run: bimodal.model.Separator, or a baseline's own (baseline=False: always the
-    conditional Separator, which baselines that only change the objective build)."""
+def build_separator(cfg: Config, embedding):
+    """The separator of the run: bimodal.model.Separator, or a baseline's own (bimodal.baselines)."""
     from bimodal.model import Separator
 
-    if baseline and baselines.is_baseline(cfg.train.method):
+    if baselines.is_baseline(cfg.train.method):
         return baselines.get(cfg.train.method).build_separator(cfg, embedding)
 
     cond_dim = cfg.model.cond_dim or embedding.token_dim

@@ -1,4 +1,4 @@
-"""What the training engine asks of a baseline method (bimodal.baselines.get(method) returns one of these)."""
+"""What the training engine asks of a baseline method (bimodal.baselines.registry.get returns one of these)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,9 +13,9 @@ class BaselineMethod:
     name = ""
 
     def build_separator(self, cfg, embedding) -> nn.Module:
-        from bimodal.train import build_separator  # the conditional Separator, cond_dim checked
+        from bimodal.model import Separator
 
-        return build_separator(cfg, embedding, baseline=False)
+        return Separator(cfg.model, cfg.model.cond_dim or embedding.token_dim)
 
     def objective(self, obj, batch) -> tuple[Tensor, dict[str, Tensor]]:
         """obj: the engine's bimodal.train.Objective (separator, embedding, helpers); batch: bimodal.train.Batch.
