@@ -177,16 +177,72 @@ def test_loss_falls_on_a_fixed_batch(env, method, over):
     assert sum(totals[-3:]) / 3 < 0.8 * sum(totals[:3]) / 3, totals
 
 
-def test_a_baseline_run_trains_evaluates_and_reloads(env):
-    import json
+@pytest.mark.parametrize("method, weights", [("mixit", "slots"), ("timbre_pretrained", "classifier.head.1.weight")])
+def test_a_baseline_run_trains_evaluates_and_reloads(env, method, weights):
     from pathlib import Path
 
     from bimodal.train import train_run
 
-    cfg = _cfg("mixit", train__epochs=1)
+    cfg = _cfg(method, train__epochs=1)
     summary = train_run(cfg, progress=False, test_sets=("test2", "test3"))
     run = Path(summary["run_dir"])
-    assert run.name.startswith("smoke-mixit-") and summary["method"] == "mixit"
+    assert run.name.startswith(f"smoke-{method}-") and summary["method"] == method
     assert summary["test2"]["sdr"]["n"] + summary["test2"]["sdr"]["n_skipped"] == 6
     assert summary["test3"]["sdr"]["n"] + summary["test3"]["sdr"]["n_skipped"] == 6
-    assert "slots" in json.dumps(list(torch.load(run / "best.pt", weights_only=True)["state_dict"]))
+    assert weights in torch.load(run / "best.pt", weights_only=True)["state_dict"]
+
+
+def test_classification_loss_on_a_hand_built_case():
+    from bimodal.baselines.classifier import classification_loss
+
+    logits = torch.tensor([[0.0, 2.0], [-1.0, 0.0]])
+    labels = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    sp = torch.nn.functional.softplus
+    # BCE(x, 1) = softplus(-x), BCE(x, 0) = softplus(x); summed over classes, averaged over items
+    expected = ((sp(torch.tensor(0.0)) + sp(torch.tensor(2.0))) + (sp(torch.tensor(-1.0)) + sp(torch.tensor(0.0)))) / 2
+    assert classification_loss(logits, labels).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_the_classifier_learns_from_mixture_labels_only():
+    from bimodal.baselines.classifier import mixture_label_batch
+
+    sources = torch.arange(2 * 2 * 2 * 3, dtype=torch.float32).reshape(2, 2, 2, 3)  # [B, N, K, T]
+    prompts = [[["The sound of a", "The sound of b"], ["The sound of c", "The sound of d"]],
+               [["The sound of b", "The sound of c"], ["The sound of a", "The sound of d"]]]
+    waves, labels = mixture_label_batch(sources, prompts, ["a", "b", "c", "d"])
+    assert torch.equal(waves[:4], sources.sum(2).reshape(4, 3)) and torch.equal(waves[4:], sources.sum((1, 2)))
+    assert labels.tolist() == [[1, 1, 0, 0], [0, 0, 1, 1], [0, 1, 1, 0], [1, 0, 0, 1], [1, 1, 1, 1], [1, 1, 1, 1]]
+
+
+@pytest.mark.parametrize("method", ["timbre_concurrent", "timbre_pretrained", "weak_sup"])
+def test_classifier_methods_lower_their_loss_and_leave_a_pretrained_classifier_alone(env, method):
+    from bimodal.backends import load_embedding
+    from bimodal.datasets.manifest import load_manifest
+    from bimodal.datasets.mixtures import MixtureDataset, collate_mixtures
+    from bimodal.train import Objective, _as_batch, build_separator
+
+    cfg = _cfg(method)
+    torch.manual_seed(0)
+    emb = load_embedding(cfg.embedding)
+    sep = build_separator(cfg, emb)
+    assert len(sep.classes) == 21
+    frozen_before = {k: v.clone() for k, v in sep.classifier.state_dict().items()}
+    ds = MixtureDataset(cfg.data, load_manifest(cfg.data), "train", seed=0, items=4)
+    ds.set_epoch(0)
+    batch = _as_batch(collate_mixtures([ds[i] for i in range(4)]))
+    objective = Objective(cfg, sep, emb)
+    opt = torch.optim.Adam([p for p in sep.parameters() if p.requires_grad], lr=3e-3)
+    totals = []
+    for _ in range(20):
+        loss, logged = objective(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        totals.append(logged["total"])
+    expected = {"timbre_concurrent": {"url", "crl", "cls", "cls_train", "total"},
+                "timbre_pretrained": {"url", "crl", "cls", "total"}, "weak_sup": {"cls", "consistency", "total"}}
+    assert set(logged) == expected[method]
+    assert sum(totals[-3:]) / 3 < 0.9 * sum(totals[:3]) / 3, totals
+    after = sep.classifier.state_dict()
+    unchanged = all(torch.equal(frozen_before[k], after[k]) for k in after)
+    assert unchanged == (method != "timbre_concurrent")

@@ -2,7 +2,7 @@
 (bimodal.config calls it; the implementations are in bimodal.baselines.registry)."""
 from __future__ import annotations
 
-METHODS = ("pit", "mixpit", "mixit")
+METHODS = ("pit", "mixpit", "mixit", "timbre_concurrent", "timbre_pretrained", "weak_sup")
 
 
 def config_problem(cfg) -> str | None:
@@ -11,9 +11,9 @@ def config_problem(cfg) -> str | None:
     if t.method == "pit" and d.k_sources != 1:
         return (f"config field 'data.k_sources' must be 1 for train.method 'pit' (PIT is supervised: it trains on "
                 f"single sources), got {d.k_sources}")
-    if t.method in ("mixpit", "mixit") and d.k_sources < 2:
+    if t.method in ("mixpit", "mixit", "timbre_concurrent", "timbre_pretrained", "weak_sup") and d.k_sources < 2:
         return (f"config field 'data.k_sources' must be ≥ 2 for train.method {t.method!r} (it trains on mixtures "
-                f"of mixtures; the single-source row is 'pit'), got {d.k_sources}")
+                f"of mixtures), got {d.k_sources}")
     if t.method == "mixit" and d.n_mix != 2 and d.k_sources * d.n_mix > 8:
         return (f"config field 'data.n_mix' ({d.n_mix}) × k_sources ({d.k_sources}): MixIT searches the mixing "
                 f"matrices of n_mix·k_sources outputs; keep it ≤ 8")

@@ -10,6 +10,9 @@ _IMPLEMENTATIONS: dict[str, tuple[str, str]] = {
     "pit": ("bimodal.baselines.pit", "PIT"),
     "mixpit": ("bimodal.baselines.pit", "MixPIT"),
     "mixit": ("bimodal.baselines.mixit", "MixIT"),
+    "timbre_concurrent": ("bimodal.baselines.classifier", "TimbreConcurrent"),
+    "timbre_pretrained": ("bimodal.baselines.classifier", "TimbrePretrained"),
+    "weak_sup": ("bimodal.baselines.classifier", "WeakSup"),
 }
 assert set(_IMPLEMENTATIONS) == set(METHODS)
 
