@@ -392,7 +392,9 @@ def train_run(cfg: Config, run_dir: str | Path | None = None, *, resume: bool = 
     train one run together)."""
     run_dir = Path(run_dir) if run_dir else run_dir_for(cfg)
     if resume and (run_dir / "summary.json").exists():
-        return json.loads((run_dir / "summary.json").read_text())
+        summary = json.loads((run_dir / "summary.json").read_text())
+        missing = [name for name in test_sets if name not in summary]
+        return add_test_sets(cfg, run_dir, missing, progress=progress) if missing else summary
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     with contextlib.nullcontext() if distributed else _run_lock(run_dir):
         return _train_run(cfg, run_dir, resume=resume, progress=progress, test_sets=test_sets,
@@ -506,16 +508,10 @@ def _train_run(cfg: Config, run_dir: Path, *, resume: bool, progress: bool, test
 
 def finish_run(cfg: Config, run_dir: Path, embedding, *, test_sets=("test2",), best: dict, progress=True) -> dict:
     """The one touch of the test set: evaluate best.pt (chosen on validation) and write summary.json."""
-    from bimodal.model import Separator
-
     best_path = run_dir / "best.pt"
     if not best_path.exists():  # no finite validation SDR ever: keep the last weights, say so
         raise RuntimeError(f"{run_dir}: no validation epoch produced a finite SDR; nothing to test")
-    if baselines.is_baseline(cfg.train.method):
-        separator = baselines.get(cfg.train.method).load_best(cfg, best_path, embedding)
-    else:
-        separator = Separator.from_pretrained(best_path)
-    separator = separator.to(next(embedding.parameters(), torch.zeros(0)).device)
+    separator = _load_best(cfg, best_path, embedding).to(next(embedding.parameters(), torch.zeros(0)).device)
     summary = {"finished": True, "run_dir": str(run_dir), "config_hash": cfg.hash(),
                "embedding_fingerprint": embedding_fingerprint(cfg), "profile": cfg.profile,
                "method": cfg.train.method, "seed": cfg.train.seed, "best_epoch": best["epoch"],
@@ -529,6 +525,35 @@ def finish_run(cfg: Config, run_dir: Path, embedding, *, test_sets=("test2",), b
     epochs = pd.read_csv(run_dir / "epochs.csv")
     summary["train_seconds"] = float(epochs["seconds"].sum())
     atomic_write_bytes(run_dir / "summary.json", json.dumps(summary, indent=2).encode())
+    return summary
+
+
+def _load_best(cfg: Config, best_path: Path, embedding):
+    from bimodal.model import Separator
+
+    if baselines.is_baseline(cfg.train.method):
+        return baselines.get(cfg.train.method).load_best(cfg, best_path, embedding)
+    return Separator.from_pretrained(best_path)
+
+
+def add_test_sets(cfg: Config, run_dir: Path, names: list[str], *, progress: bool = False) -> dict:
+    """Evaluate a finished run's best.pt on test sets its summary lacks (e.g. test3 for Table 12 after Table 1
+    trained the run) and add them to summary.json; the weights and the rest of the summary stay as they are."""
+    from bimodal.backends import load_embedding
+
+    with _run_lock(run_dir):
+        summary = json.loads((run_dir / "summary.json").read_text())
+        todo = [name for name in names if name not in summary]
+        if todo:
+            torch.set_num_threads(run_threads(cfg))
+            embedding = load_embedding(cfg.embedding)
+            separator = _load_best(cfg, run_dir / "best.pt", embedding)
+            for name in todo:
+                table, stats = evaluate(separator, embedding, cfg, name, progress=progress,
+                                        limit=cfg.data.test_mixtures or None)
+                table.to_csv(run_dir / f"{name}_per_mixture.csv", index=False)
+                summary[name] = stats
+            atomic_write_bytes(run_dir / "summary.json", json.dumps(summary, indent=2).encode())
     return summary
 
 

@@ -2,7 +2,7 @@
 (bimodal.config calls it; the implementations are in bimodal.baselines.registry)."""
 from __future__ import annotations
 
-METHODS = ("pit", "mixpit", "mixit", "timbre_concurrent", "timbre_pretrained", "weak_sup")
+METHODS = ("pit", "mixpit", "mixit", "timbre_concurrent", "timbre_pretrained", "weak_sup", "lass_net")
 
 
 def config_problem(cfg) -> str | None:

@@ -13,6 +13,7 @@ _IMPLEMENTATIONS: dict[str, tuple[str, str]] = {
     "timbre_concurrent": ("bimodal.baselines.classifier", "TimbreConcurrent"),
     "timbre_pretrained": ("bimodal.baselines.classifier", "TimbrePretrained"),
     "weak_sup": ("bimodal.baselines.classifier", "WeakSup"),
+    "lass_net": ("bimodal.baselines.lass_net", "LassNet"),
 }
 assert set(_IMPLEMENTATIONS) == set(METHODS)
 
