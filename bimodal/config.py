@@ -109,7 +109,7 @@ def split_names(text: str) -> list[str]:
 
 @dataclass
 class TrainConfig:
-    method: str = "proposed"  # supervised | mix_and_separate | proposed | semi_supervised | a baseline (bimodal.baselines)
+    method: str = "proposed"  # supervised | mix_and_separate | proposed | semi_supervised | bimodal.baselines.names
     losses: str = "url+cnt+crl"  # which of url, cnt, crl enter L_TWL (Table 8 ablations)
     alpha: float = 0.1  # weight of L_CNT (Table 9a)
     beta: float = 5.0  # weight of L_CRL
