@@ -64,7 +64,7 @@ def validation_curves(run_dirs: dict[str, str | Path], out=None,
 
 def figure1_right(df: pd.DataFrame, out=None):
     """SDR vs sources per training mixture: paper (dashed, hollow) beside here (solid); df is results/figure1.csv."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(8.5, 4))
     ks = ["2-source", "3-source", "4-source"]
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, row in enumerate([r for r in dict.fromkeys(df["row"]) if r != "Supervised"]):
@@ -78,11 +78,14 @@ def figure1_right(df: pd.DataFrame, out=None):
     if not sup.empty:
         ax.axhline(sup["paper"].iloc[0], color="k", ls=":", label="Supervised (paper)")
         if "here_mean" in sup and pd.notna(sup["here_mean"].iloc[0]):
-            ax.axhline(sup["here_mean"].iloc[0], color="k", ls="-", lw=1, label="Supervised (here)")
+            mean, std = sup["here_mean"].iloc[0], sup["here_std"].iloc[0]
+            ax.axhline(mean, color="k", ls="-", lw=1, label="Supervised (here, ± 1 std)")
+            if pd.notna(std):
+                ax.axhspan(mean - std, mean + std, color="k", alpha=0.08)
     ax.set_xticks([2, 3, 4])
     ax.set_xlabel("sources per training mixture")
     ax.set_ylabel("SDR on 2-source test mixtures (dB)")
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)  # outside the data
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return _save(fig, out)

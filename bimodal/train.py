@@ -6,8 +6,9 @@ spectrograms weighted by clamp(log1p(|mixture|), 1e-3, 10), as the authors' code
 paper writes eqs. 2 and 5 as ℓ1 on f_θ's outputs, which is the `waveform` option. L_CNT always embeds waveforms.
 Targets are scaled once (bimodal.datasets divides every source by N·K), unlike the authors' in-place double scaling.
 
-Single-source branch input (`train.single_source_input`): **component** — f_θ(M_n, T_n^k) as Algorithm 1 and
-eq. 5 state, the default and what the tables use — or **mom**, f_θ(MoM, T_n^k) as the authors' code does.
+Single-source branch input (`train.single_source_input`): **mom** — f_θ(MoM, T_n^k) as the authors' code does, the
+default (chosen on validation: results/defaults.md) — or **component**, f_θ(M_n, T_n^k) as Algorithm 1 and eq. 5
+state (a declared row of the defaults, three-way and diagnosis tables).
 
 A run lives in runs/<profile>-<method>-<config hash>/: config.json, last.pt (written atomically every epoch with
 optimizer/scheduler/RNG state), best.pt (the separator chosen on the validation set), steps.csv, epochs.csv and,

@@ -17,8 +17,8 @@ def roots(tmp_path, monkeypatch):
     return tmp_path
 
 
-def _cell(table: str, row: str, column: str) -> X.Cell:
-    return next(c for c in X.TABLES[table].cells if c.row == row and c.column == column)
+def _cell(table: str, key: str) -> X.Cell:
+    return next(c for c in X.TABLES[table].cells if c.key == key)
 
 
 def _fake_summary(cfg, sdr: float, sir: float = 1.0, fingerprint: str | None = None) -> str:
@@ -37,15 +37,15 @@ def _fake_summary(cfg, sdr: float, sir: float = 1.0, fingerprint: str | None = N
 def test_shared_cells_are_one_run():
     # the L_URL-only row of Table 8 is Table 1's CLAPSep* 2-source cell; (c) of the three-way result is Table 1's
     # proposed 2-source cell: one config hash each, so they train once
-    pairs = [(("table8", "L_URL", "2-source"), ("table1", "CLAPSep* (mix-and-separate)", "2-source")),
-             (("three_way", "(c) proposed", "2-source test"), ("table1", "Proposed (bi-modal CLAP)", "2-source")),
-             (("three_way", "(c') proposed, single sources predicted from the MoM (authors' code)", "2-source test"),
-              ("diagnosis", "(c) single sources predicted from the MoM (authors' code)", "2-source test")),
-             (("teachers", "the default surrogate (12,000 steps, three SoundFonts)", "2-source test"),
-              ("three_way", "(c) proposed", "2-source test")),
-             (("teachers", "surrogate_1sf_600 (the default until 2026-12-02; 600 steps, TimGM6mb)", "2-source test"),
-              ("diagnosis", "(c) with the surrogate_1sf_600 embedding (the default until 2026-12-02)",
-               "2-source test"))]
+    pairs = [(("table8", "url/k2"), ("table1", "mix_and_separate/k2")),
+             (("table8", "url_cnt_crl/k3"), ("figure1", "proposed/k3")),
+             (("three_way", "proposed"), ("table1", "proposed/k2")),
+             (("three_way", "proposed_component"), ("diagnosis", "component_input")),
+             (("defaults", "input_component/val2"), ("diagnosis", "component_input")),
+             (("defaults", "input_mom/test2"), ("three_way", "proposed")),
+             (("teachers", "surrogate"), ("three_way", "proposed")),
+             (("teachers", "surrogate_1sf_600"), ("diagnosis", "teacher_1sf_600")),
+             (("defaults", "teacher_1sf_600/val2"), ("diagnosis", "teacher_1sf_600"))]
     for a, b in pairs:
         ca, cb = X.cell_configs(_cell(*a), "quick", [0])[0], X.cell_configs(_cell(*b), "quick", [0])[0]
         assert ca.hash() == cb.hash()
@@ -55,7 +55,7 @@ def test_shared_cells_are_one_run():
 
 def test_collect_table_reports_mean_std_and_why_a_cell_is_empty(roots):
     table = "three_way"
-    sup, mas = _cell(table, "(a) supervised", "2-source test"), _cell(table, "(b) mix-and-separate", "2-source test")
+    sup, mas = _cell(table, "supervised"), _cell(table, "mix_and_separate")
     for seed, sdr in ((0, 7.0), (1, 8.0), (2, 9.0)):
         _fake_summary(X.cell_configs(sup, "quick", [seed])[0], sdr)
     _fake_summary(X.cell_configs(mas, "quick", [0])[0], 5.0)
@@ -86,8 +86,7 @@ def test_core_batches_report_runs_outside_their_cells_only_if_trained(roots):
 
 
 def test_batch_runs_tells_trained_from_reused(roots):
-    cells = [_cell("three_way", "(a) supervised", "2-source test"),
-             _cell("three_way", "(b) mix-and-separate", "2-source test")]
+    cells = [_cell("three_way", "supervised"), _cell("three_way", "mix_and_separate")]
     old = _fake_summary(X.cell_configs(cells[0], "quick", [0])[0], 7.0)
     past = time.time() - 3600
     os.utime(roots / "runs" / old / "summary.json", (past, past))
@@ -106,10 +105,10 @@ def test_tables_name_the_weights_that_scored_l_cnt(roots):
     from bimodal.utils import file_sha256
 
     table, col = "diagnosis", "2-source test"
-    proposed = _cell(table, "(c) proposed: L_URL + L_CNT + L_CRL, α = 0.1", col)
-    previous = _cell(table, "(c) with the surrogate_1sf_600 embedding (the default until 2026-12-02)", col)
-    no_crl = _cell(table, "(c) without L_CRL: L_URL + L_CNT", col)
-    mas = _cell(table, "(b) mix-and-separate: L_URL", col)
+    proposed = _cell(table, "proposed")
+    previous = _cell(table, "teacher_1sf_600")
+    no_crl = _cell(table, "no_crl")
+    mas = _cell(table, "mix_and_separate")
     default_fp, previous_fp = file_sha256(ASSET)[:12], file_sha256(ASSET.parent / "surrogate_1sf_600.pt")[:12]
     assert default_fp != previous_fp
     _fake_summary(X.cell_configs(proposed, "quick", [0])[0], 6.0, fingerprint=default_fp)
@@ -125,3 +124,64 @@ def test_tables_name_the_weights_that_scored_l_cnt(roots):
     assert f"surrogate_1sf_600 ({previous_fp}): {previous.row}" in md
     assert f"surrogate ({default_fp}), the default: {proposed.row}" in md
     assert X.embedding_label("0123456789ab") == "weights 0123456789ab (not a shipped surrogate)"
+
+
+def test_every_cell_has_a_unique_key_and_the_headline_trains_three_seeds():
+    for table in X.TABLES.values():
+        keys = [c.key for c in table.cells]
+        assert all(keys) and len(set(keys)) == len(keys), table.id
+    for k in (2, 3, 4):  # the paper's main claim: K = 2, 3, 4 in the default batch, 3 seeds each
+        for key in (f"proposed/k{k}", f"mix_and_separate/k{k}"):
+            cell = _cell("figure1", key)
+            assert cell.core and cell.seeds == (0, 1, 2)
+            assert {c.train.seed for c in X.cell_configs(cell, "quick", [0])} == {0, 1, 2}
+            assert X.cell_configs(cell, "quick", [0])[0].data.k_sources == k
+    planned = X.planned_runs(["figure1"], "quick", [0], "core")
+    assert sum(c.train.method == "proposed" for c in planned) == 9  # 3 K x 3 seeds
+    assert X.cell_configs(_cell("table8", "cnt/k3"), "quick", [0, 1])[0].train.seed == 0  # undeclared: caller's
+
+
+def test_defaults_table_reports_validation_beside_test_and_claims_check_the_choice(roots):
+    from bimodal.experiments import claims
+
+    mom, comp = _cell("defaults", "input_mom/val2"), _cell("defaults", "input_component/val2")
+    assert mom.split == "val2" and _cell("defaults", "input_mom/test2").split == "test2"
+    assert X.cell_configs(mom, "quick", [0])[0].train.single_source_input == "mom"  # the config default
+    assert X.cell_configs(comp, "quick", [0])[0].train.single_source_input == "component"
+    for cell, vals in ((mom, (5.0, 6.0, 7.0)), (comp, (6.5, 7.0, 7.5))):  # component better on validation,
+        for seed, v in enumerate(vals):  # mom better on test: validation must decide
+            cfg = X.cell_configs(cell, "quick", [seed])[seed]
+            _fake_summary(cfg, sdr=9.0 - (cell is comp) * 3)
+            path = run_dir_for(cfg) / "summary.json"
+            summary = json.loads(path.read_text())
+            summary["best_val_sdr"] = v
+            path.write_text(json.dumps(summary))
+    df = X.collect_table("defaults", "quick", [0]).set_index("key")
+    assert df.loc["input_mom/val2", "here_mean"] == pytest.approx(6.0)
+    assert df.loc["input_mom/val2", "here_std"] == pytest.approx(1.0)
+    assert df.loc["input_component/val2", "here_mean"] == pytest.approx(7.0)
+    assert df.loc["input_mom/test2", "here_mean"] == pytest.approx(9.0)
+    assert df.loc["input_mom/val2", "n_seeds"] == 3 and df.loc["input_mom/val2", "status"] == "ok"
+    assert df.loc["teacher_1sf_600/val2", "status"].startswith("not run")
+    verdicts = {c["claim"]: c["holds"] for c in claims.default_choices(roots / "results")}
+    input_claim = next(v for c, v in verdicts.items() if "single_source_input" in c)
+    assert input_claim.startswith("**no**") and "component" in input_claim
+    assert next(v for c, v in verdicts.items() if "checkpoint" in c) == "not run"
+
+
+def test_claims_compare_the_collected_cells(roots):
+    from bimodal.experiments import claims
+
+    fig = X.TABLES["figure1"]
+    for key, values in (("proposed/k2", (7.0, 7.2, 7.4)), ("mix_and_separate/k2", (5.0, 5.1, 5.2)),
+                        ("proposed/k3", (4.0, 4.1, 4.2)), ("mix_and_separate/k3", (5.0, 5.1, 5.2))):
+        cell = next(c for c in fig.cells if c.key == key)
+        for seed, v in enumerate(values):
+            _fake_summary(X.cell_configs(cell, "quick", [0])[seed], v)
+    X.collect_table("figure1", "quick", [0])
+    rows = {c["claim"]: c for c in claims.claims(roots / "results")}
+    k2 = rows["proposed > mix-and-separate, K = 2 (Figure 1)"]
+    assert k2["holds"] == "yes" and k2["apart"] == "yes" and k2["paper"] == "7.9 vs 4.6"
+    assert rows["proposed > mix-and-separate, K = 3 (Figure 1)"]["holds"] == "**no**"
+    assert rows["proposed > mix-and-separate, K = 4 (Figure 1)"]["holds"] == "not run"
+    assert "not run" in claims.render(roots / "results")

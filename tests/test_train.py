@@ -183,6 +183,9 @@ def _ddp_worker(rank, world, init_file, cfg_dict, out_dir):
     opt.step()
     if rank == 0:
         torch.save(sep.state_dict(), Path(out_dir) / "ddp.pt")
+    # both ranks leave together: a rank that tears gloo down while the other still holds the group aborted
+    # ("terminate called without an active exception", SIGABRT) once in CI
+    dist.barrier()
     dist.destroy_process_group()
 
 

@@ -26,10 +26,26 @@ METRIC = "mean"  # the paper's tables report the mean SDR (dB) over the 2-source
 # ----------------------------------------------------------------------------------------------------------------
 # Running and collecting
 
+def cell_seeds(cell: Cell, seeds: list[int]) -> list[int]:
+    """The seeds a cell trains: its declared ones (the headline cells), else the caller's."""
+    return list(cell.seeds) if cell.seeds is not None else list(seeds)
+
+
 def cell_configs(cell: Cell, profile: str, seeds: list[int]) -> list:
     if cell.overrides is None:
         return []
-    return [get_config(profile, {**cell.overrides, "train.seed": s}) for s in seeds]
+    return [get_config(profile, {**cell.overrides, "train.seed": s}) for s in cell_seeds(cell, seeds)]
+
+
+def cell_value(summary: dict, cell: Cell, test_set: str = "test2") -> float | None:
+    """The number a cell reports from one run's summary.json: the mean SDR on its test set, or for a validation
+    cell (split val2) the best validation SDR, the one that chose the run's checkpoint."""
+    if cell.split == "val2":
+        value = summary.get("best_val_sdr")
+    else:
+        split = test_set if cell.split == "test2" else cell.split
+        value = summary[split]["sdr"][METRIC] if split in summary else None
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
 
 
 def planned_runs(table_ids: list[str], profile: str, seeds: list[int], cells: str = "core") -> list:
@@ -98,7 +114,7 @@ def collect_table(table_id: str, profile: str, seeds: list[int], cells: str = "c
 
     rows = []
     for cell in TABLES[table_id].cells:
-        base = {"table": table_id, "row": cell.row, "column": cell.column, "paper": cell.paper,
+        base = {"table": table_id, "key": cell.key, "row": cell.row, "column": cell.column, "paper": cell.paper,
                 "profile": profile}
         if cell.overrides is None:
             rows.append({**base, "status": f"not run: {cell.reason}"})
@@ -107,8 +123,9 @@ def collect_table(table_id: str, profile: str, seeds: list[int], cells: str = "c
         values, ids, embeddings = [], [], []
         for cfg in cell_configs(cell, profile, seeds):
             summary = _summary(cfg)
-            if summary and test_set in summary and summary[test_set]["sdr"][METRIC] is not None:
-                values.append(summary[test_set]["sdr"][METRIC])
+            value = cell_value(summary, cell, test_set) if summary else None
+            if value is not None:
+                values.append(value)
                 ids.append(Path(summary["run_dir"]).name)
                 embeddings.append(embedding_label(summary.get("embedding_fingerprint")
                                                   or ("not recorded" if uses_cnt(cfg) else "minilm")))
@@ -116,14 +133,15 @@ def collect_table(table_id: str, profile: str, seeds: list[int], cells: str = "c
             rows.append({**base, "status": "not run: outside the core cells of this batch (cells='all' runs it)"
                          if outside else "not run: not trained yet"})
             continue
+        wanted = cell_seeds(cell, seeds)
         mean = sum(values) / len(values)
         std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else float("nan")
         rows.append({**base, "here_mean": round(mean, 3), "here_std": round(std, 3), "n_seeds": len(values),
                      "run_ids": " ".join(ids), "embedding": "; ".join(dict.fromkeys(e for e in embeddings if e)),
-                     "status": ("ok" if len(values) == len(seeds) else
-                     f"partial: {len(values)} of {len(seeds)} seeds") + (" (outside the core cells: trained by "
+                     "status": ("ok" if len(values) == len(wanted) else
+                     f"partial: {len(values)} of {len(wanted)} seeds") + (" (outside the core cells: trained by "
                      "cells='all' or another table)" if outside else "")})
-    df = pd.DataFrame(rows, columns=["table", "row", "column", "paper", "here_mean", "here_std", "n_seeds",
+    df = pd.DataFrame(rows, columns=["table", "key", "row", "column", "paper", "here_mean", "here_std", "n_seeds",
                                      "profile", "run_ids", "embedding", "status"])
     if write:
         out = results_root() / f"{table_id}.csv"
@@ -144,7 +162,7 @@ def collect_metrics(table_id: str, profile: str, seeds: list[int], cells: str = 
 
     rows = []
     for cell in TABLES[table_id].cells:
-        if cell.overrides is None:
+        if cell.overrides is None or cell.split == "val2":  # validation cells report one number, not every metric
             continue
         summaries = [s[test_set] for cfg in cell_configs(cell, profile, seeds)
                      if (s := _summary(cfg)) and test_set in s]
@@ -152,7 +170,8 @@ def collect_metrics(table_id: str, profile: str, seeds: list[int], cells: str = 
             continue
         for stat in ("mean", "median"):
             for metric, v in summarize_seeds(summaries, stat).items():
-                rows.append({"table": table_id, "row": cell.row, "column": cell.column, "metric": metric,
+                rows.append({"table": table_id, "key": cell.key, "row": cell.row, "column": cell.column,
+                             "metric": metric,
                              "over_mixtures": stat, "mean_over_seeds": v["mean"], "std_over_seeds": v["std"],
                              "n_seeds": v["n"], "profile": profile})
     return pd.DataFrame(rows)
