@@ -1,6 +1,7 @@
 """The experiment registry: shared runs are one config, tables collect what the runs measured (here: hand-written
 summaries in a temporary runs folder), and the batch run list tells trained from reused runs."""
 import json
+import math
 import os
 import time
 
@@ -185,3 +186,22 @@ def test_claims_compare_the_collected_cells(roots):
     assert rows["proposed > mix-and-separate, K = 3 (Figure 1)"]["holds"] == "**no**"
     assert rows["proposed > mix-and-separate, K = 4 (Figure 1)"]["holds"] == "not run"
     assert "not run" in claims.render(roots / "results")
+
+
+def test_batch_cost_counts_the_planned_runs_and_prices_them_by_measured_runs(roots):
+    cell = _cell("figure1", "mix_and_separate/k3")
+    for seed, seconds in ((0, 100.0), (1, 300.0), (2, 200.0)):
+        cfg = X.cell_configs(cell, "quick", [0])[seed]
+        _fake_summary(cfg, 5.0)
+        path = run_dir_for(cfg) / "summary.json"
+        summary = json.loads(path.read_text())
+        summary["train_seconds"] = seconds
+        path.write_text(json.dumps(summary))
+        (run_dir_for(cfg) / "config.json").write_text(json.dumps(cfg.to_dict()))
+    df = X.batch_cost("quick", [0]).set_index(["method", "k_sources"])
+    planned = X.planned_runs(list(X.TABLES), "quick", [0])
+    assert df["planned_runs"].sum() == len(planned)
+    row = df.loc[("mix_and_separate", 3)]
+    assert row["planned_runs"] == 3 and row["measured_runs"] == 3 and row["median_train_seconds"] == 200.0
+    assert row["estimate_cpu_hours"] == pytest.approx(3 * 200.0 / 3600, abs=0.01)
+    assert math.isnan(df.loc[("proposed", 4), "median_train_seconds"])  # nothing measured: no price

@@ -210,6 +210,34 @@ def batch_runs(profile: str, since: float | None = None, write: bool = True) -> 
 
 
 
+def batch_cost(profile: str, seeds: list[int], cells: str = "core", write: bool = True) -> pd.DataFrame:
+    """What a batch of every table costs to train from scratch, per (method, K): the planned runs (declared seeds
+    included), the median training seconds of the finished runs of that kind on this machine, and the estimate
+    runs × median (CPU-process seconds: one process per run, one torch thread each in the batch)."""
+    from bimodal.utils import runs_root
+
+    planned = planned_runs(list(TABLES), profile, seeds, cells)
+    measured: dict[tuple, list[float]] = {}
+    for path in runs_root().glob(f"{profile}-*/summary.json"):
+        s = json.loads(path.read_text())
+        cfg = json.loads((path.parent / "config.json").read_text())
+        kind = (s.get("method"), int(cfg["data"]["k_sources"]))
+        measured.setdefault(kind, []).append(float(s.get("train_seconds") or 0.0))
+    rows = []
+    for kind in dict.fromkeys((c.train.method, c.data.k_sources) for c in planned):
+        n = sum((c.train.method, c.data.k_sources) == kind for c in planned)
+        seconds = sorted(measured.get(kind, []))
+        median = seconds[len(seconds) // 2] if seconds else float("nan")
+        rows.append({"method": kind[0], "k_sources": kind[1], "planned_runs": n, "measured_runs": len(seconds),
+                     "median_train_seconds": round(median, 1), "estimate_cpu_hours": round(n * median / 3600, 2)})
+    df = pd.DataFrame(rows)
+    if write and not df.empty:
+        out = results_root() / f"{profile}_batch_cost_{cells}.csv"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        df.to_csv(out, index=False)
+    return df
+
+
 def tables_cli(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="bimodal tables", description="train what tables need, write results/")
     p.add_argument("tables", nargs="*", default=list(TABLES), help=f"table ids ({', '.join(TABLES)})")
@@ -218,11 +246,20 @@ def tables_cli(argv: list[str]) -> int:
     p.add_argument("--cells", default="core", choices=["core", "all"])
     p.add_argument("--collect-only", action="store_true", help="do not train; collect finished runs")
     p.add_argument("--dry-run", action="store_true", help="list the runs that would be trained")
+    p.add_argument("--cost", action="store_true", help="estimate the batch's training cost from the finished runs "
+                                                         "(results/<profile>_batch_cost_<cells>.csv)")
     args = p.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     unknown = set(args.tables) - set(TABLES)
     if unknown:
         p.error(f"unknown table id(s) {sorted(unknown)}; known: {', '.join(TABLES)}")
+    if args.cost:
+        df = batch_cost(args.profile, seeds, args.cells)
+        print(df.to_string(index=False))
+        known = df["median_train_seconds"].notna()
+        print(f"{int(df['planned_runs'].sum())} runs; {df.loc[known, 'estimate_cpu_hours'].sum():.1f} CPU-hours "
+              f"for the {int(df.loc[known, 'planned_runs'].sum())} of a kind already measured on this machine")
+        return 0
     if args.dry_run:
         for cfg in planned_runs(args.tables, args.profile, seeds, args.cells):
             print(cfg.hash(), cfg.train.method, f"K={cfg.data.k_sources}", f"losses={cfg.train.losses}",
