@@ -130,17 +130,20 @@ def pretrain_classifier(cfg, model: ClassifierSeparator) -> dict:
     opt = torch.optim.Adam(clf.parameters(), lr=t.lr)
     step, loss = 0, torch.zeros(())
     gen = torch.Generator().manual_seed(t.seed)
-    for epoch in range(t.epochs):
-        ds.set_epoch(epoch)
-        order = torch.randperm(len(ds), generator=gen).tolist()
-        for start in range(0, len(order) - t.batch_size + 1, t.batch_size):
-            raw = collate_mixtures([ds[i] for i in order[start:start + t.batch_size]])
-            waves, labels = mixture_label_batch(raw["sources"].float(), raw["source_prompts"], model.classes)
-            loss = classification_loss(clf(waves), labels)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
+    # the global RNG (dropout here) is left as it was, so a cached classifier and a fresh one give the same run
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(t.seed)
+        for epoch in range(t.epochs):
+            ds.set_epoch(epoch)
+            order = torch.randperm(len(ds), generator=gen).tolist()
+            for start in range(0, len(order) - t.batch_size + 1, t.batch_size):
+                raw = collate_mixtures([ds[i] for i in order[start:start + t.batch_size]])
+                waves, labels = mixture_label_batch(raw["sources"].float(), raw["source_prompts"], model.classes)
+                loss = classification_loss(clf(waves), labels)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
     clf.requires_grad_(not model.frozen)
     model.train(model.training)
     atomic_torch_save(clf.state_dict(), cache)
