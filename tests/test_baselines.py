@@ -284,6 +284,13 @@ def test_every_declared_baseline_cell_is_a_valid_config_and_table12_reads_test3(
             for profile in ("smoke", "quick"):
                 X.cell_configs(cell, profile, [0])  # raises ConfigError if a declaration does not fit
     assert X.TABLES["table12"].test_set == "test3" and X.TABLES["table1"].test_set == "test2"
+    by_key = {c.key: c for c in X.TABLES["table1"].cells}
+    for k in ("single", "k2", "k3", "k4"):  # one run, three rows: the same configs and seeds
+        same = [by_key[f"{prefix}/{k}"] for prefix in ("bertsep_star", "clipsep_text_star")]
+        clapsep = by_key["supervised/single" if k == "single" else f"mix_and_separate/{k}"]
+        for cell in same:
+            assert [c.hash() for c in X.cell_configs(cell, "quick", [0])] == \
+                [c.hash() for c in X.cell_configs(clapsep, "quick", [0])]
     runnable = {c.row for c in X.TABLES["table1"].cells if c.overrides is not None}
     assert {"PIT*", "MixIT", "MixPIT", "CLIPSep-Text", "BertSep*", "LASS-Net", "Weak-Sup"} <= runnable
     monkeypatch.setenv("BIMODAL_RUNS", str(tmp_path / "runs"))
