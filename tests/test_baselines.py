@@ -274,7 +274,9 @@ def test_every_declared_baseline_cell_is_a_valid_config_and_table12_reads_test3(
     from bimodal import experiments as X
     from bimodal.train import run_dir_for
 
-    for table in ("table1", "table12"):
+    assert all(c.overrides is None and "VGGSound" in c.reason or c.reason.startswith("image-conditional")
+               for c in X.TABLES["table10"].cells)
+    for table in ("table1", "table12", "table10"):
         cells = X.TABLES[table].cells
         assert len({(c.row, c.column) for c in cells}) == len(cells)
         for cell in cells:
