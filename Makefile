@@ -20,7 +20,7 @@ export TRANSFORMERS_OFFLINE := 1
 export MPLBACKEND := Agg
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup system-deps venv data test tree-snapshot test-fast reproduce benchmarks clean-runs help
+.PHONY: setup system-deps venv data lint test tree-snapshot test-fast reproduce benchmarks clean-runs help
 
 help:
 	@echo "make reproduce  # set up, then run every notebook (quick profile) and render the tables"
@@ -45,24 +45,28 @@ $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || { $(PYTHON) -m venv $(VENV) && fresh=1; }; \
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock && \
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . && \
-	if [ $$fresh = 1 ]; then $(PY) -m bimodal readme --time "venv setup from scratch (pip install -r requirements.lock)" \
+	if [ $$fresh = 1 ]; then $(PY) -m bimodal report --time "venv setup from scratch (pip install -r requirements.lock)" \
 	  "make setup" $$(( $$(date +%s) - start )); fi  # an update of an existing venv is not a setup time
 	@touch $@
 
 data: setup
 	$(PY) -m bimodal data build --profile $(PROFILE)
 
+# ruff (pinned in requirements.lock, configured in pyproject.toml): lint, and the layout the formatter would write
+lint: setup
+	$(PY) -m ruff check . && $(PY) -m ruff format --check .
+
 # The smoke data is built first (loading never renders data). tests/test_notebooks.py executes every notebook with
 # papermill in the smoke profile into outputs/notebooks-smoke; nbval then re-runs those executed copies (their
 # injected parameters keep them in the smoke profile).
 # One torch thread per process (kernels inherit it): on a loaded 2-core machine two threads made smoke runs 4x slower.
-test: tree-snapshot setup
+test: tree-snapshot setup lint
 	@start=$$(date +%s); export OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1}; \
 	$(PY) -m bimodal data build --profile smoke --no-record && \
 	$(PY) -m pytest -v --durations=15 tests -p no:cacheprovider && \
 	BIMODAL_RESULTS=outputs/results-smoke BIMODAL_FIGURES=outputs/figures-smoke \
 	  $(PY) -m pytest -v --durations=10 --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider outputs/notebooks-smoke && \
-	$(PY) -m bimodal readme --time "test suite + notebooks (after setup)" "make test" $$(( $$(date +%s) - start )) && \
+	$(PY) -m bimodal report --time "test suite + notebooks (after setup)" "make test" $$(( $$(date +%s) - start )) && \
 	$(PYTHON) tests/tracked_tree.py check outputs/tree-before.json
 
 # the state of the files git tracks before `make test` (checked after it: the run must leave them alone)
@@ -75,8 +79,8 @@ test-fast: setup
 reproduce: setup
 	@start=$$(date +%s); \
 	$(PY) -m bimodal reproduce --profile $(PROFILE) -j $(JOBS); status=$$?; \
-	$(PY) -m bimodal readme --time "notebook batch, $(PROFILE) profile (after setup)" "make reproduce" \
-	  $$(( $$(date +%s) - start )); $(PY) -m bimodal readme; exit $$status
+	$(PY) -m bimodal report --time "notebook batch, $(PROFILE) profile (after setup)" "make reproduce" \
+	  $$(( $$(date +%s) - start )); $(PY) -m bimodal report; exit $$status
 
 benchmarks: setup
 	$(PY) benchmarks/unet.py && $(PY) benchmarks/sdr.py && $(PY) benchmarks/embedding.py

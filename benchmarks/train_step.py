@@ -192,6 +192,17 @@ def unet_flops(s: Setup) -> float:
     return float(counter.get_total_flops())
 
 
+def step_flops(s: Setup, opt) -> float:
+    """FLOPs of one whole training step (every op torch's flop counter knows: matmuls and convolutions, forward and
+    backward, the frozen surrogate's included): the work any implementation of the same numbers must do."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        s.step_fn(opt, [0])()
+    s.reset()
+    return float(counter.get_total_flops())
+
+
 def eval_seconds(s: Setup, name: str, limit: int | None) -> float:
     from bimodal.train import evaluate
 
@@ -211,9 +222,10 @@ def bench(method: str, k: int, steps: int, peak: float, with_parts: bool) -> lis
             losses[path] = float(loss)
             s.separator.zero_grad(set_to_none=True)
             step = median_time(s.step_fn(opt, [0]), steps)
+            step_gflop = step_flops(s, s.reset()) / 1e9
             s.reset()
             row = {"method": method, "k": k, "path": path, "threads": torch.get_num_threads(),
-                   "step_cpu_s": step, "load_wall_s": s.load_seconds, "loss_first_batch": losses[path],
+                   "step_cpu_s": step, "step_gflop": step_gflop, "step_floor_s": step_gflop / peak, "load_wall_s": s.load_seconds, "loss_first_batch": losses[path],
                    "text_encode_ms_per_new_prompt": text_encode_ms(s.embedding),
                    "val_eval_cpu_s": eval_seconds(s, "val2", None)}
             row["test_eval_cpu_s"] = row["val_eval_cpu_s"] * (252 / 64)  # test2 has 252 mixtures, val2 64
@@ -287,6 +299,19 @@ def render(rows: list[dict], threads: list[dict], peak: float, meta: str) -> str
         md.append(f"| data loading (wall, per batch) | {r.load_wall_s:.3f} | |")
         md.append(f"\nSum of parts {total:.3f} s against the measured step {r.step_cpu_s:.3f} s (coverage "
                   f"{100 * total / r.step_cpu_s:.0f} %).")
+    md += ["", "### What bounds the step", "",
+           "The floor is the step's FLOPs (matmuls and convolutions, forward and backward, counted by "
+           "torch.utils.flop_counter) at the same-run matmul peak: no implementation computing the same numbers "
+           "on this core is faster. The largest speed-up over the reference that the floor allows is reference "
+           "step / floor.", "",
+           "| method | K | path | step GFLOP | floor s | step s | step / floor | reference / floor (max speed-up) |",
+           "|---|---|---|---|---|---|---|---|"]
+    for (method, k), g in df.groupby(["method", "k"], sort=False):
+        ref = g[g.path == "reference"].iloc[0]
+        for _, r in g.iterrows():
+            md.append(f"| {method} | {k} | {r.path} | {r.step_gflop:.1f} | {r.step_floor_s:.3f} | "
+                      f"{r.step_cpu_s:.3f} | {r.step_cpu_s / r.step_floor_s:.2f} | "
+                      f"{ref.step_cpu_s / r.step_floor_s:.2f}× |")
     if threads:
         md += ["", "### Both cores: one run on two threads vs two runs side by side (fast path, proposed)", "",
                "| layout | wall s per step | steps per wall second |", "|---|---|---|"]

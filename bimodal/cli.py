@@ -13,7 +13,7 @@ COMMANDS = {
     "train": ("bimodal.train", "cli", "train one run (cached by config hash, resumes by default)"),
     "reproduce": ("bimodal.experiments.batch", "reproduce_cli", "run the notebooks with papermill and render tables"),
     "tables": ("bimodal.experiments.collect", "tables_cli", "train what a table needs and write results/<table>.csv"),
-    "readme": ("bimodal.experiments.report", "readme_cli", "write measured timings and results/ tables into README.md"),
+    "report": ("bimodal.experiments.report", "report_cli", "write docs/RESULTS.md and README.md's claims from results/"),
 }
 
 

@@ -105,7 +105,7 @@ def test_tables_name_the_weights_that_scored_l_cnt(roots):
     from bimodal.embedding import ASSET
     from bimodal.utils import file_sha256
 
-    table, col = "diagnosis", "2-source test"
+    table = "diagnosis"
     proposed = _cell(table, "proposed")
     previous = _cell(table, "teacher_1sf_600")
     no_crl = _cell(table, "no_crl")
@@ -205,3 +205,60 @@ def test_batch_cost_counts_the_planned_runs_and_prices_them_by_measured_runs(roo
     assert row["planned_runs"] == 3 and row["measured_runs"] == 3 and row["median_train_seconds"] == 200.0
     assert row["estimate_cpu_hours"] == pytest.approx(3 * 200.0 / 3600, abs=0.01)
     assert math.isnan(df.loc[("proposed", 4), "median_train_seconds"])  # nothing measured: no price
+
+
+def test_report_writes_every_table_and_only_the_readme_section(roots):
+    from bimodal.embedding import ASSET, shipped_surrogates
+    from bimodal.experiments.report import write_report
+    from bimodal.utils import file_sha256
+
+    sup = next(c for c in X.TABLES["three_way"].cells if c.overrides and c.paper is not None)
+    for seed, sdr in ((0, 7.0), (1, 9.0)):
+        _fake_summary(X.cell_configs(sup, "quick", [seed])[0], sdr)
+    X.collect_table("three_way", "quick", [0, 1], "all")
+    res = roots / "results"
+    (res / "table16_proxy.csv").write_text("model,Correct (%),n\nproposed,90.0,10\n")
+    (res / "timings.csv").write_text("what,command,seconds,machine,date\ntest suite,make test,431.0,2-core CPU,x\n")
+    (res / "quick_batch_cost_core.csv").write_text("method,k_sources,planned_runs\nproposed,2,3\n")
+    readme = roots / "README.md"
+    readme.write_text("# guide\n\nby hand\n<!-- claims:start -->\nstale text\n<!-- claims:end -->\nafter, by hand\n"
+                      "<!-- choices:start -->\n<!-- choices:end -->\n")
+    docs, index = roots / "docs" / "RESULTS.md", roots / "INDEX.md"
+    assert write_report(readme, docs, index) == [readme, docs, index]
+    text = readme.read_text()
+    assert text.startswith("# guide\n\nby hand\n<!-- claims:start -->\n| the paper's claim |")
+    assert "<!-- claims:end -->\nafter, by hand\n<!-- choices:start -->\n| topic |" in text and "stale text" not in text
+    results = docs.read_text()
+    assert f"| {sup.row} | {sup.paper:.1f} | 8.0 ± 1.4 (2) |" in results  # paper beside here, mean ± sample std (n)
+    assert "| proposed | 90.0 | 10 |" in results  # a CSV-only table, rendered
+    assert "| test suite | `make test` | 431 | 2-core CPU | x |" in results
+    timings = results[results.index("## Timings"):]  # the batch cost is a timing, not a table of its own
+    assert "### Estimated training cost of the quick batch, cells='core'" in timings
+    assert "| proposed | 2 | 3 |" in timings and results.count("| proposed | 2 | 3 |") == 1
+    assert results.index("## The paper's headline claims") < results.index(f"### {X.TABLES['three_way'].title}")
+    listed = index.read_text()
+    for name in shipped_surrogates():
+        assert f"`{file_sha256(ASSET.parent / f'{name}.pt')}`" in listed
+    assert write_report(readme, docs, index) == []  # nothing changed: nothing rewritten
+    readme.write_text("# a guide without the markers\n")
+    with pytest.raises(ValueError, match=r"README.md: the generated section needs the markers <!-- claims:start -->"):
+        write_report(readme, docs, index)
+
+
+def test_choices_table_reads_the_defaults_from_the_config():
+    from bimodal.experiments.report import choices_markdown
+
+    def here(table: str, topic: str) -> tuple[str, str]:  # (this repository's choice, the config-field cell)
+        cells = next(line for line in table.splitlines() if line.startswith(f"| {topic} |")).split(" | ")
+        return cells[3], cells[4].rstrip(" |")
+
+    for value, said in (("component", "each component mixture"), ("mom", "the mixture of mixtures")):
+        table = choices_markdown("paper", "quick", {"train.single_source_input": value})
+        choice, field = here(table, "single-source branch input")
+        assert choice == said and field.startswith(f"`train.single_source_input` (`{value}` / ")
+    table = choices_markdown("paper", "quick", {"train.alpha": 0.5, "train.gamma": 5.0, "model.n_fft": 766})
+    assert here(table, "loss weights (eq. 6)")[0] == "α 0.5, β 5, γ 5"
+    assert here(table, "STFT")[0] == "n_fft 766, hop 256"
+    assert here(table, "model selection") == ("best validation SDR; the test set is read once, at the end", "—")
+    # the quick profile's sizes differ from the paper's; with the same n_fft only the backend is left
+    assert table.endswith("The quick profile differs in: joint embedding: the shipped CLAP-surrogate.")

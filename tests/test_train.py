@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from bimodal.config import get_config
-from bimodal.utils import REPO_ROOT
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +162,7 @@ def _ddp_worker(rank, world, init_file, cfg_dict, out_dir):
     from bimodal.config import from_dict
     from bimodal.datasets.manifest import load_manifest
     from bimodal.backends import load_embedding
-    from bimodal.train import Objective, build_separator, init_distributed
+    from bimodal.train import Objective, build_separator
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)

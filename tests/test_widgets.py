@@ -95,7 +95,7 @@ def test_player_button_shows_audio_and_a_figure(monkeypatch):
     monkeypatch.setattr(IPython.display, "display", lambda *objs, **kw: shown.extend(objs))
     player = SeparationPlayer({"x": HalfModel(), "y": HalfModel()}, PromptEmbedding(), dataset(), RATE)
     box = player.widget()
-    (picker, path), (prompt, go) = box.children[0].children, box.children[1].children
+    (picker, _), (prompt, go) = box.children[0].children, box.children[1].children
     picker.value, prompt.value = 1, "The sound of violin"
     go.click()
     audio = [o for o in shown if isinstance(o, Audio)]

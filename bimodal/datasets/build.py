@@ -159,7 +159,7 @@ def _dir_size(path: Path) -> int:
 
 
 def record_build(profile: str, what: str, seconds: float, clips: int, rendered: int, folder: Path) -> None:
-    """Append one measured build to outputs/data_build.csv (`bimodal readme --adopt-timings` publishes it)."""
+    """Append one measured build to outputs/data_build.csv (`bimodal report --adopt-timings` publishes it)."""
     path = outputs_root() / "data_build.csv"
     row = pd.DataFrame([{"profile": profile, "what": what, "clips": clips, "rendered_now": rendered,
                          "seconds": round(seconds, 1), "megabytes": round(_dir_size(folder) / 2**20, 1),

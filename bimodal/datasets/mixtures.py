@@ -194,7 +194,7 @@ class EvalMixtureDataset(torch.utils.data.Dataset):
             if shipped.is_file():
                 comp = pd.read_csv(shipped, keep_default_na=False)
             else:
-                warnings.warn(f"no shipped composition {shipped.name}; generating it for this configuration")
+                warnings.warn(f"no shipped composition {shipped.name}; generating it for this configuration", stacklevel=2)
                 comp = make_composition(cfg, name)
         else:
             self.base = Path(cfg.dataset).parent

@@ -362,7 +362,7 @@ def style_drum(s: Score, c: Ctx, dyn: float) -> None:
                     s.note(t, 0.2, _KIT["kick"], _vel(r, dyn), chan=PERC)
                 if beat % 2 == 1:
                     s.note(t, 0.2, _KIT["snare"], _vel(r, dyn + 2), chan=PERC)
-    for t, d, p in c.notes:  # syncopated kicks where the melody moves off the beat
+    for t, _, _ in c.notes:  # syncopated kicks where the melody moves off the beat
         if (t / c.spb) % 1 > 0.2 and r.random() < 0.5:
             s.note(t, 0.15, _KIT["kick"], _vel(r, dyn - 10), chan=PERC)
 
@@ -380,7 +380,7 @@ def style_congas(s: Score, c: Ctx, dyn: float) -> None:
             if key is not None and r.random() < 0.9:
                 s.note(b * bar_s + i * c.spb / 4, 0.2, key, _vel(r, dyn - (6 if key == MUTE else 0)), chan=PERC)
     mid = float(np.median([p for _, _, p in c.notes]))
-    for t, d, p in c.notes:
+    for t, _, p in c.notes:
         if r.random() < 0.6:
             s.note(t + 0.01, 0.2, OPEN if p >= mid else LOW, _vel(r, dyn + 4), chan=PERC)
 

@@ -318,8 +318,8 @@ def _diagnosis() -> Table:
                            "SDR on the 2-source test set",
               note="Each variant changes one thing of (c) proposed: L_CNT dropped (L_URL + L_CRL) or L_CRL dropped "
                    "(L_URL + L_CNT). With cells='all' also: the single-source branch fed each component mixture "
-                   "(Algorithm 1 as written), α lowered tenfold, the authors' code's loss weights (0.5 · L_CNT + 5 · L_CRL + 5 · "
-                   "L_URL), (b) and (c) trained twice as long, and L_CNT scored "
+                   "(Algorithm 1 as written), α lowered tenfold, the authors' code's loss weights (0.5 · L_CNT + "
+                   "5 · L_CRL + 5 · L_URL), (b) and (c) trained twice as long, and L_CNT scored "
                    "by surrogate_1sf_600 (weaker zero-shot scores than the default: "
                    "results/embedding_zeroshot_surrogate_1sf_600.md).")
     col = "2-source test"
@@ -341,7 +341,7 @@ def _diagnosis() -> Table:
                      core=False, key="mix_and_separate_24ep"),
                 Cell("(c) proposed, 24 epochs", col, None, _run("proposed", 2, train__epochs=24), core=False,
                      key="proposed_24ep"),
-                Cell("(c) with the surrogate_1sf_600 embedding", col, None,
+                Cell("(c) with L_CNT scored by surrogate_1sf_600 (600 steps, TimGM6mb)", col, None,
                      _run("proposed", 2, embedding__checkpoint="surrogate_1sf_600"), core=False,
                      key="teacher_1sf_600")]
     return t
@@ -358,11 +358,12 @@ def _teachers() -> Table:
                    "unseparated mixture than on the clean source. With cells='all' also the other shipped "
                    "surrogates.")
     col = "2-source test"
-    rows = [("the default surrogate (12,000 steps, three SoundFonts)", "", True, "surrogate"),
+    rows = [("surrogate (12,000 steps in three warm-started stages, three SoundFonts)", "", True, "surrogate"),
             ("surrogate_1sf_600 (600 steps, TimGM6mb)", "surrogate_1sf_600", True, "surrogate_1sf_600"),
             ("surrogate_2sf (2,000 steps, two SoundFonts)", "surrogate_2sf", False, "surrogate_2sf"),
             ("surrogate_2sf_6000 (6,000 steps, two SoundFonts)", "surrogate_2sf_6000", False, "surrogate_2sf_6000"),
-            ("surrogate_2sf_9000 (9,000 steps, two SoundFonts)", "surrogate_2sf_9000", False, "surrogate_2sf_9000")]
+            ("surrogate_2sf_9000 (6,000 + 3,000 warm-started steps, two SoundFonts)", "surrogate_2sf_9000", False,
+             "surrogate_2sf_9000")]
     for row, checkpoint, core, key in rows:
         over = _run("proposed", 2, embedding__checkpoint=checkpoint) if checkpoint else _run("proposed", 2)
         t.cells.append(Cell(row, col, None, over, core=core, key=key))
@@ -377,7 +378,7 @@ DEFAULT_CHOICES = [
      "input_mom", {}),
     ("train.single_source_input", "component: from each component mixture (Algorithm 1 / eq. 5 as written)",
      "input_component", {"train.single_source_input": "component"}),
-    ("embedding.checkpoint", "L_CNT teacher: the default surrogate", "teacher_surrogate", {}),
+    ("embedding.checkpoint", "L_CNT teacher: surrogate (the shipped default asset)", "teacher_surrogate", {}),
     ("embedding.checkpoint", "L_CNT teacher: surrogate_1sf_600", "teacher_1sf_600",
      {"embedding.checkpoint": "surrogate_1sf_600"}),
 ]

@@ -77,6 +77,6 @@ def cli(argv: list[str]) -> int:
         return 0
     result = evaluate(cfg, args.checkpoint)
     print(result["metrics"].to_string(index=False))
-    for key, path in result["paths"].items():
+    for path in result["paths"].values():
         print(f"wrote {path}")
     return 0
