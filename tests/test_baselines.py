@@ -1,6 +1,7 @@
 """The baseline methods of Tables 1 and 12 (bimodal.baselines): PIT's best permutation and MixIT's best mixing
 matrix against brute force written out here, the test-time matching, config checks, and on the smoke profile a
 falling loss for each method and one full run through the engine."""
+
 import itertools
 import json
 import os
@@ -23,14 +24,17 @@ def test_pit_finds_the_permutation_brute_force_finds():
     g = torch.Generator().manual_seed(0)
     targets = torch.randn(2, 3, 5, 7, generator=g)
     # item 0: the outputs are the targets in the order (2, 0, 1) plus a little noise; item 1: unrelated outputs
-    est = torch.stack([targets[0, [2, 0, 1]] + 0.01 * torch.randn(3, 5, 7, generator=g),
-                       torch.randn(3, 5, 7, generator=g)])
+    est = torch.stack(
+        [targets[0, [2, 0, 1]] + 0.01 * torch.randn(3, 5, 7, generator=g), torch.randn(3, 5, 7, generator=g)]
+    )
     weight = torch.rand(2, 1, 5, 7, generator=g) + 0.5
     loss, reordered = pit_loss(est, targets, weight)
     brute = []
     for b in range(2):
-        costs = {perm: sum(_l1(est[b, perm[s]], targets[b, s], weight[b, 0]) for s in range(3))
-                 for perm in itertools.permutations(range(3))}
+        costs = {
+            perm: sum(_l1(est[b, perm[s]], targets[b, s], weight[b, 0]) for s in range(3))
+            for perm in itertools.permutations(range(3))
+        }
         best = min(costs, key=costs.get)
         brute.append(costs[best])
         assert torch.equal(reordered[b], est[b, list(best)])
@@ -149,8 +153,10 @@ def _cfg(method, **over):
     return get_config("smoke", base)
 
 
-@pytest.mark.parametrize("method, over", [("pit", {}), ("mixpit", {}), ("mixit", {}),
-                                          ("mixit", {"train__loss_domain": "waveform"}), ("lass_net", {})])
+@pytest.mark.parametrize(
+    "method, over",
+    [("pit", {}), ("mixpit", {}), ("mixit", {}), ("mixit", {"train__loss_domain": "waveform"}), ("lass_net", {})],
+)
 def test_loss_falls_on_a_fixed_batch(env, method, over):
     from bimodal.backends import load_embedding
     from bimodal.datasets.manifest import load_manifest
@@ -178,8 +184,10 @@ def test_loss_falls_on_a_fixed_batch(env, method, over):
     assert sum(totals[-3:]) / 3 < 0.8 * sum(totals[:3]) / 3, totals
 
 
-@pytest.mark.parametrize("method, weights", [("mixit", "slots"), ("timbre_pretrained", "classifier.head.1.weight"),
-                                             ("lass_net", "masker.enc_film.0.weight")])
+@pytest.mark.parametrize(
+    "method, weights",
+    [("mixit", "slots"), ("timbre_pretrained", "classifier.head.1.weight"), ("lass_net", "masker.enc_film.0.weight")],
+)
 def test_a_baseline_run_trains_evaluates_and_reloads(env, method, weights):
     from pathlib import Path
 
@@ -212,8 +220,10 @@ def test_the_classifier_learns_from_mixture_labels_only():
     from bimodal.baselines.classifier import mixture_label_batch
 
     sources = torch.arange(2 * 2 * 2 * 3, dtype=torch.float32).reshape(2, 2, 2, 3)  # [B, N, K, T]
-    prompts = [[["The sound of a", "The sound of b"], ["The sound of c", "The sound of d"]],
-               [["The sound of b", "The sound of c"], ["The sound of a", "The sound of d"]]]
+    prompts = [
+        [["The sound of a", "The sound of b"], ["The sound of c", "The sound of d"]],
+        [["The sound of b", "The sound of c"], ["The sound of a", "The sound of d"]],
+    ]
     waves, labels = mixture_label_batch(sources, prompts, ["a", "b", "c", "d"])
     assert torch.equal(waves[:4], sources.sum(2).reshape(4, 3)) and torch.equal(waves[4:], sources.sum((1, 2)))
     assert labels.tolist() == [[1, 1, 0, 0], [0, 0, 1, 1], [0, 1, 1, 0], [1, 0, 0, 1], [1, 1, 1, 1], [1, 1, 1, 1]]
@@ -244,8 +254,11 @@ def test_classifier_methods_lower_their_loss_and_leave_a_pretrained_classifier_a
         loss.backward()
         opt.step()
         totals.append(logged["total"])
-    expected = {"timbre_concurrent": {"url", "crl", "cls", "cls_train", "total"},
-                "timbre_pretrained": {"url", "crl", "cls", "total"}, "weak_sup": {"cls", "consistency", "total"}}
+    expected = {
+        "timbre_concurrent": {"url", "crl", "cls", "cls_train", "total"},
+        "timbre_pretrained": {"url", "crl", "cls", "total"},
+        "weak_sup": {"cls", "consistency", "total"},
+    }
     assert set(logged) == expected[method]
     assert sum(totals[-3:]) / 3 < 0.9 * sum(totals[:3]) / 3, totals
     after = sep.classifier.state_dict()
@@ -274,8 +287,10 @@ def test_every_declared_baseline_cell_is_a_valid_config_and_table12_reads_test3(
     from bimodal import experiments as X
     from bimodal.train import run_dir_for
 
-    assert all(c.overrides is None and "VGGSound" in c.reason or c.reason.startswith("image-conditional")
-               for c in X.TABLES["table10"].cells)
+    assert all(
+        c.overrides is None and "VGGSound" in c.reason or c.reason.startswith("image-conditional")
+        for c in X.TABLES["table10"].cells
+    )
     for table in ("table1", "table12", "table10"):
         cells = X.TABLES[table].cells
         assert len({(c.row, c.column) for c in cells}) == len(cells)
@@ -291,8 +306,9 @@ def test_every_declared_baseline_cell_is_a_valid_config_and_table12_reads_test3(
         same = [by_key[f"{prefix}/{k}"] for prefix in ("bertsep_star", "clipsep_text_star")]
         clapsep = by_key["supervised/single" if k == "single" else f"mix_and_separate/{k}"]
         for cell in same:
-            assert [c.hash() for c in X.cell_configs(cell, "quick", [0])] == \
-                [c.hash() for c in X.cell_configs(clapsep, "quick", [0])]
+            assert [c.hash() for c in X.cell_configs(cell, "quick", [0])] == [
+                c.hash() for c in X.cell_configs(clapsep, "quick", [0])
+            ]
     runnable = {c.row for c in X.TABLES["table1"].cells if c.overrides is not None}
     assert {"PIT*", "MixIT", "MixPIT", "CLIPSep-Text", "BertSep*", "LASS-Net", "Weak-Sup"} <= runnable
     monkeypatch.setenv("BIMODAL_RUNS", str(tmp_path / "runs"))
@@ -301,8 +317,9 @@ def test_every_declared_baseline_cell_is_a_valid_config_and_table12_reads_test3(
     cfg = X.cell_configs(cell, "quick", [0])[0]
     run_dir_for(cfg).mkdir(parents=True)
     stat = lambda v: {"mean": v, "median": v, "std": 0.0, "n": 10, "n_skipped": 0}  # noqa: E731
-    (run_dir_for(cfg) / "summary.json").write_text(json.dumps(
-        {"run_dir": str(run_dir_for(cfg)), "test2": {"sdr": stat(1.0)}, "test3": {"sdr": stat(-2.0)}}))
+    (run_dir_for(cfg) / "summary.json").write_text(
+        json.dumps({"run_dir": str(run_dir_for(cfg)), "test2": {"sdr": stat(1.0)}, "test3": {"sdr": stat(-2.0)}})
+    )
     t12 = X.collect_table("table12", "quick", [0], "all", write=False).set_index(["row", "column"])
     t1 = X.collect_table("table1", "quick", [0], "all", write=False).set_index(["row", "column"])
     assert t12.loc[("MixIT", "2-source"), "here_mean"] == -2.0 and t1.loc[("MixIT", "2-source"), "here_mean"] == 1.0

@@ -1,4 +1,5 @@
 """What the training engine asks of a baseline method (bimodal.baselines.registry.get returns one of these)."""
+
 from __future__ import annotations
 
 from pathlib import Path

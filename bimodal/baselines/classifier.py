@@ -13,6 +13,7 @@
 
 The weights α, β, γ are eq. 6's (train.alpha / beta / gamma), L_CLS taking L_CNT's α.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -39,8 +40,7 @@ def classification_loss(logits: Tensor, labels: Tensor) -> Tensor:
     """Multi-label BCE: logits [..., C], labels [..., C] in {0, 1} → scalar (mean over items, summed over classes,
     so one wrong class costs the same whatever C is)."""
     if logits.shape != labels.shape:
-        raise ValueError(f"classification_loss: logits {tuple(logits.shape)} and labels {tuple(labels.shape)} "
-                         f"differ")
+        raise ValueError(f"classification_loss: logits {tuple(logits.shape)} and labels {tuple(labels.shape)} differ")
     per_class = F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype), reduction="none")
     return per_class.reshape(-1, logits.shape[-1]).sum(-1).mean()
 
@@ -55,8 +55,14 @@ class ClassifierSeparator(Separator):
 
         self.classes = list(classes)
         self.frozen = bool(frozen)
-        self.classifier = LogMelCNN(len(self.classes), sample_rate=sample_rate, n_mels=arch["n_mels"],
-                                    channels=tuple(arch["channels"]), hidden=arch["hidden"], pool=arch["pool"])
+        self.classifier = LogMelCNN(
+            len(self.classes),
+            sample_rate=sample_rate,
+            n_mels=arch["n_mels"],
+            channels=tuple(arch["channels"]),
+            hidden=arch["hidden"],
+            pool=arch["pool"],
+        )
         if self.frozen:
             self.classifier.requires_grad_(False)
             self.classifier.eval()  # and train() keeps it so
@@ -93,11 +99,12 @@ def _classes_of(prompts: list[str]) -> list[str]:
     prefix = single_prompt("")
     if not all(p.startswith(prefix) for p in prompts):
         raise ValueError(f"classifier baselines: single-source prompts must read {prefix!r} + class")
-    return [p[len(prefix):] for p in prompts]
+    return [p[len(prefix) :] for p in prompts]
 
 
-def mixture_label_batch(sources: Tensor, source_prompts: list[list[list[str]]],
-                        classes: list[str]) -> tuple[Tensor, Tensor]:
+def mixture_label_batch(
+    sources: Tensor, source_prompts: list[list[list[str]]], classes: list[str]
+) -> tuple[Tensor, Tensor]:
     """The classifier's training data from a batch of MoMs, mixtures' labels only. sources [B, N, K, T] and their
     prompts B × N × K → waves [B·N + B, T] (the component mixtures, then the MoMs) and multi-hot labels
     [B·N + B, C]; the single sources themselves are never shown to the classifier."""
@@ -117,14 +124,25 @@ def pretrain_classifier(cfg, model: ClassifierSeparator) -> dict:
     from bimodal.utils import atomic_torch_save, runs_root
 
     d, t = cfg.data, cfg.train
-    key = json.dumps({"data": cfg.identity()["data"], "epochs": t.epochs, "batch": t.batch_size, "lr": t.lr,
-                      "seed": t.seed, "arch": repr(model.classifier), "classes": model.classes}, sort_keys=True)
+    key = json.dumps(
+        {
+            "data": cfg.identity()["data"],
+            "epochs": t.epochs,
+            "batch": t.batch_size,
+            "lr": t.lr,
+            "seed": t.seed,
+            "arch": repr(model.classifier),
+            "classes": model.classes,
+        },
+        sort_keys=True,
+    )
     cache = runs_root() / "classifiers" / f"{cfg.profile}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.pt"
     if cache.exists():
         model.classifier.load_state_dict(torch.load(cache, map_location="cpu", weights_only=True))
         return {"cache": str(cache), "steps": None, "final_loss": None}
-    ds = MixtureDataset(d, load_manifest(d), "train", subset=d.train_subset, seed=t.seed + 7,
-                        items=d.train_items_per_epoch)
+    ds = MixtureDataset(
+        d, load_manifest(d), "train", subset=d.train_subset, seed=t.seed + 7, items=d.train_items_per_epoch
+    )
     clf = model.classifier
     clf.requires_grad_(True).train()
     opt = torch.optim.Adam(clf.parameters(), lr=t.lr)
@@ -137,7 +155,7 @@ def pretrain_classifier(cfg, model: ClassifierSeparator) -> dict:
             ds.set_epoch(epoch)
             order = torch.randperm(len(ds), generator=gen).tolist()
             for start in range(0, len(order) - t.batch_size + 1, t.batch_size):
-                raw = collate_mixtures([ds[i] for i in order[start:start + t.batch_size]])
+                raw = collate_mixtures([ds[i] for i in order[start : start + t.batch_size]])
                 waves, labels = mixture_label_batch(raw["sources"].float(), raw["source_prompts"], model.classes)
                 loss = classification_loss(clf(waves), labels)
                 opt.zero_grad(set_to_none=True)
@@ -157,8 +175,14 @@ class _ClassifierMethod(BaselineMethod):
         from bimodal.embedding import DEFAULT_ARCH
 
         arch = {**DEFAULT_ARCH, **getattr(embedding, "arch", {})}
-        model = ClassifierSeparator(cfg.model, cfg.model.cond_dim or embedding.token_dim, class_list(cfg), arch,
-                                    cfg.data.sample_rate, self.frozen)
+        model = ClassifierSeparator(
+            cfg.model,
+            cfg.model.cond_dim or embedding.token_dim,
+            class_list(cfg),
+            arch,
+            cfg.data.sample_rate,
+            self.frozen,
+        )
         if self.frozen and pretrain:
             pretrain_classifier(cfg, model)
         return model
@@ -189,10 +213,12 @@ class TimbreClassifier(_ClassifierMethod):
             parts["crl"] = L.crl_loss(out["wave"].reshape(B, N, K, T), batch.components)
         else:
             weight = L.magnitude_weight(out["mix_mag"]).reshape(B, N, *out["mix_mag"].shape[1:])
-            parts["crl"] = L.crl_loss(out["mag"].reshape(B, N, K, *out["mag"].shape[2:]),
-                                      out["mix_mag"].reshape(B, N, *out["mix_mag"].shape[1:]), weight=weight)
-        parts["cls"] = self._cls_of_estimates(core, out["wave"].reshape(B * N * K, T),
-                                              [p for row in rows for p in row])
+            parts["crl"] = L.crl_loss(
+                out["mag"].reshape(B, N, K, *out["mag"].shape[2:]),
+                out["mix_mag"].reshape(B, N, *out["mix_mag"].shape[1:]),
+                weight=weight,
+            )
+        parts["cls"] = self._cls_of_estimates(core, out["wave"].reshape(B * N * K, T), [p for row in rows for p in row])
         total = L.twl_loss(parts["cls"], parts["crl"], parts["url"], alpha=t.alpha, beta=t.beta, gamma=t.gamma)
         if not self.frozen:  # concurrent: the classifier learns from the mixtures' labels in the same step
             waves, labels = mixture_label_batch(batch.sources, batch.source_prompts, core.classes)
@@ -223,8 +249,9 @@ class WeakSup(_ClassifierMethod):
         rows = [[p for n in range(N) for p in batch.source_prompts[b][n]] for b in range(B)]  # B × N·K
         tokens, mask = obj._tokens(rows)
         out = obj.separator(batch.mom, tokens, mask)  # [B, N·K, ...]
-        parts = {"cls": self._cls_of_estimates(core, out["wave"].reshape(B * N * K, T),
-                                               [p for row in rows for p in row])}
+        parts = {
+            "cls": self._cls_of_estimates(core, out["wave"].reshape(B * N * K, T), [p for row in rows for p in row])
+        }
         if t.loss_domain == "waveform":
             parts["consistency"] = L.crl_loss(out["wave"].unsqueeze(1), batch.mom.unsqueeze(1))
         else:

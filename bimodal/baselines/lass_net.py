@@ -8,6 +8,7 @@ of all-MiniLM-L6-v2 with the surrogate backend; LASS-Net uses BERT's). No attent
 up-convolution gives the mask's logit directly. LASS-Net's own ResUNet (Kong et al. 2021's, 6 levels, several
 convolutions per block, 32 kHz audio) is not reproduced at its size.
 """
+
 from __future__ import annotations
 
 import torch
@@ -33,8 +34,9 @@ class FiLMResUNet(nn.Module):
         dec_in = [ch[i] if i == L - 1 else 2 * ch[i] for i in range(L)]
         self.dec_film = nn.ModuleList(nn.Linear(cond_dim, 2 * dec_in[i]) for i in range(L))
         self.dec_res = nn.ModuleList(ResBlock(dec_in[i]) for i in range(L))
-        self.up = nn.ModuleList(Up(dec_in[i], ch[i - 1] if i else 1, final=(i == 0),
-                                   upsample_first=cfg.upsample_first) for i in range(L))
+        self.up = nn.ModuleList(
+            Up(dec_in[i], ch[i - 1] if i else 1, final=(i == 0), upsample_first=cfg.upsample_first) for i in range(L)
+        )
         self.text_norm = nn.LayerNorm(cond_dim)
         for film in (*self.enc_film, *self.dec_film):  # start as the identity modulation
             nn.init.zeros_(film.weight)
@@ -51,7 +53,7 @@ class FiLMResUNet(nn.Module):
         m = token_mask.bool().reshape(B * P, -1, 1).to(mag.dtype)
         e = (tokens.reshape(B * P, *tokens.shape[2:]).to(mag.dtype) * m).sum(1) / m.sum(1).clamp_min(1.0)
         e = self.text_norm(e)  # [B·P, Dc], the sentence embedding
-        k = 2 ** self.levels
+        k = 2**self.levels
         x = torch.log1p(mag).unsqueeze(1)
         x = F.pad(x, (0, -T % k, 0, -Fr % k))
         x = self.bn0(x).repeat_interleave(P, 0)  # FiLM enters at the first level: every level runs per prompt

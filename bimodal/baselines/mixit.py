@@ -5,6 +5,7 @@ paper also uses for its 2×2 setting); the loss sums the outputs into the N comp
 mixing matrix (permutation.mixit_loss). At test time S of the M outputs are matched to the S references
 (permutation.match_outputs); the unmatched ones are dropped.
 """
+
 from __future__ import annotations
 
 from bimodal.baselines.permutation import mixit_loss

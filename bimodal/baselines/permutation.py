@@ -8,6 +8,7 @@ SI-SNR / SNR on waveforms; docs/baselines.md).
 
 Shapes: B batch, S sources or outputs, N mixtures, ``...`` = [F, T'] magnitudes or [T] waveforms.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,8 +20,10 @@ def pairwise_l1(est: Tensor, targets: Tensor, weight: Tensor | None = None) -> T
     """est [B, S, ...], targets [B, S', ...], weight broadcastable to [B, 1, ...] or None
     → [B, S, S'] with [b, i, j] = mean(w·|est_i − target_j|) (asteroid's pair-wise orientation: est, target)."""
     if est.shape[0] != targets.shape[0] or est.shape[2:] != targets.shape[2:]:
-        raise ValueError(f"pairwise_l1: estimates {tuple(est.shape)} and targets {tuple(targets.shape)} must be "
-                         f"[B, S, ...] with the same B and trailing shape")
+        raise ValueError(
+            f"pairwise_l1: estimates {tuple(est.shape)} and targets {tuple(targets.shape)} must be "
+            f"[B, S, ...] with the same B and trailing shape"
+        )
     err = (est.unsqueeze(2) - targets.unsqueeze(1)).abs()  # [B, S, S', ...]
     if weight is not None:
         err = err * weight.unsqueeze(1)
@@ -64,10 +67,13 @@ def mixit_loss(est: Tensor, mixtures: Tensor, weight: Tensor | None = None) -> t
     from asteroid.losses import MixITLossWrapper
 
     if est.shape[0] != mixtures.shape[0] or est.shape[2:] != mixtures.shape[2:]:
-        raise ValueError(f"mixit_loss: outputs {tuple(est.shape)} and mixtures {tuple(mixtures.shape)} must be "
-                         f"[B, M, ...] and [B, N, ...] with the same B and trailing shape")
-    search = (MixITLossWrapper.best_part_mixit_generalized if mixtures.shape[1] == 2
-              else MixITLossWrapper.best_part_mixit)
+        raise ValueError(
+            f"mixit_loss: outputs {tuple(est.shape)} and mixtures {tuple(mixtures.shape)} must be "
+            f"[B, M, ...] and [B, N, ...] with the same B and trailing shape"
+        )
+    search = (
+        MixITLossWrapper.best_part_mixit_generalized if mixtures.shape[1] == 2 else MixITLossWrapper.best_part_mixit
+    )
     with torch.no_grad():
         _, idx, parts = search(mixture_l1, est.detach(), mixtures, weight=weight)
     est_mixtures = MixITLossWrapper.reorder_source(est, mixtures, idx, parts)
@@ -78,8 +84,9 @@ def mixing_matrix(est: Tensor, mixtures: Tensor, weight: Tensor | None = None) -
     """The best mixing matrix of `mixit_loss` as integers [B, M]: entry m = the mixture output m is assigned to."""
     from asteroid.losses import MixITLossWrapper
 
-    search = (MixITLossWrapper.best_part_mixit_generalized if mixtures.shape[1] == 2
-              else MixITLossWrapper.best_part_mixit)
+    search = (
+        MixITLossWrapper.best_part_mixit_generalized if mixtures.shape[1] == 2 else MixITLossWrapper.best_part_mixit
+    )
     with torch.no_grad():
         _, idx, parts = search(mixture_l1, est, mixtures, weight=weight)
     out = torch.empty(est.shape[0], est.shape[1], dtype=torch.long)

@@ -5,6 +5,7 @@ the sources by the best permutation. MixPIT: the input is a mixture of N mixture
 are matched to the component mixtures by the best permutation — the same objective on MoMs, which is all MixPIT is.
 At test time the outputs are matched to the references by the best assignment (permutation.match_outputs).
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """train.method → the implementation of a baseline (the engine's only entry into this package)."""
+
 from __future__ import annotations
 
 import importlib

@@ -7,6 +7,7 @@ the prompt would — the Modulator's cross-attention and the output gate — so 
 (plus n_outputs × cond_dim) and the compute are the conditional model's, and the slots carry no meaning until a
 permutation-invariant objective gives them one. The encoder runs once per mixture; the decoder once per slot.
 """
+
 from __future__ import annotations
 
 import torch
