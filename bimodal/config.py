@@ -109,7 +109,7 @@ def split_names(text: str) -> list[str]:
 
 @dataclass
 class TrainConfig:
-    method: str = "proposed"  # supervised | mix_and_separate | proposed | semi_supervised
+    method: str = "proposed"  # supervised | mix_and_separate | proposed | semi_supervised | bimodal.baselines.names
     losses: str = "url+cnt+crl"  # which of url, cnt, crl enter L_TWL (Table 8 ablations)
     alpha: float = 0.1  # weight of L_CNT (Table 9a)
     beta: float = 5.0  # weight of L_CRL
@@ -298,8 +298,13 @@ def validate(cfg: Config) -> None:
                           f"k·2^{m.levels}·hop - 1 samples (e.g. 65535 at hop 256)")
     if not 0 <= m.modulator_levels <= m.levels:
         raise ConfigError("config field 'model.modulator_levels' must be between 0 and model.levels")
-    if t.method not in ("supervised", "mix_and_separate", "proposed", "semi_supervised"):
+    from bimodal.baselines import names as baselines
+
+    if t.method not in ("supervised", "mix_and_separate", "proposed", "semi_supervised", *baselines.METHODS):
         raise ConfigError(f"config field 'train.method': unknown method {t.method!r}")
+    problem = baselines.config_problem(cfg) if t.method in baselines.METHODS else None
+    if problem:
+        raise ConfigError(problem)
     unknown = set(filter(None, t.losses.split("+"))) - {"url", "cnt", "crl"}
     if unknown or not t.losses:
         raise ConfigError(f"config field 'train.losses': {t.losses!r} must be '+'-joined names from url, cnt, crl")

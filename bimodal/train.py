@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from bimodal import losses as L
+from bimodal.baselines import registry as baselines
 from bimodal.config import Config, ConfigError, from_dict, get_config
 from bimodal.utils import atomic_torch_save, atomic_write_bytes, file_sha256, git_commit, runs_root, seed_everything
 
@@ -229,7 +230,9 @@ class Objective:
     def __call__(self, batch: Batch, single: Batch | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         t = self.cfg.train
         parts: dict[str, torch.Tensor] = {}
-        if t.method in ("supervised", "mix_and_separate"):
+        if baselines.is_baseline(t.method):  # the baseline rows of Tables 1 and 12 (bimodal.baselines)
+            total, parts = baselines.get(t.method).objective(self, batch)
+        elif t.method in ("supervised", "mix_and_separate"):
             # supervised: the N components are single sources (K = 1); mix-and-separate: they are mixtures.
             parts["url"] = self.url(batch.mom, batch.components, batch.mixture_prompts)
             total = parts["url"]
@@ -255,7 +258,11 @@ class Objective:
 # Building blocks
 
 def build_separator(cfg: Config, embedding):
+    """The separator of the run: bimodal.model.Separator, or a baseline's own (bimodal.baselines)."""
     from bimodal.model import Separator
+
+    if baselines.is_baseline(cfg.train.method):
+        return baselines.get(cfg.train.method).build_separator(cfg, embedding)
 
     cond_dim = cfg.model.cond_dim or embedding.token_dim
     if cond_dim != embedding.token_dim:
@@ -311,6 +318,14 @@ def _set_rng_state(state: dict) -> None:
 # ----------------------------------------------------------------------------------------------------------------
 # Evaluation
 
+def _estimates(cfg: Config, core, mixture, sources, tokens, mask) -> torch.Tensor:
+    """The separator's answers [b, S, T] to the S queries of each test mixture [b, T]; a baseline may need the
+    references sources [b, S, T] to match its unordered outputs to them (bimodal.baselines)."""
+    if baselines.is_baseline(cfg.train.method):
+        return baselines.get(cfg.train.method).estimates(core, mixture, sources, tokens, mask)
+    return core(mixture, tokens, mask)["wave"]
+
+
 @torch.no_grad()
 def evaluate(separator, embedding, cfg: Config, name: str = "val2", *, limit: int | None = None,
              batch_size: int = 8, progress: bool = False) -> tuple[pd.DataFrame, dict]:
@@ -333,8 +348,8 @@ def evaluate(separator, embedding, cfg: Config, name: str = "val2", *, limit: in
         _, tokens, mask = embedding.embed_text([p for it in items for p in it["source_prompts"]],
                                                padding_states=not cfg.model.ca_key_padding_mask)
         b, S = sources.shape[:2]
-        out = core(mixture.to(device), tokens.reshape(b, S, *tokens.shape[1:]), mask.reshape(b, S, -1))
-        est = out["wave"].double().cpu().numpy()
+        est = _estimates(cfg, core, mixture.to(device), sources, tokens.reshape(b, S, *tokens.shape[1:]),
+                         mask.reshape(b, S, -1)).double().cpu().numpy()
         for j, it in enumerate(items):
             res = evaluate_mixture(sources[j].double().numpy(), est[j], mixture[j].double().numpy())
             if res is None:
@@ -492,7 +507,9 @@ def train_run(cfg: Config, run_dir: str | Path | None = None, *, resume: bool = 
         raise ConfigError(f"--run-dir {run_dir}: is a file, not a folder")
     if resume and (run_dir / "summary.json").exists():
         _warn(f"{run_dir.name}: finished earlier; returning its summary (--no-resume trains it again)")
-        return json.loads((run_dir / "summary.json").read_text())
+        summary = json.loads((run_dir / "summary.json").read_text())
+        missing = [name for name in test_sets if name not in summary]
+        return add_test_sets(cfg, run_dir, missing, progress=progress) if missing else summary
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     with contextlib.nullcontext() if distributed else _run_lock(run_dir):
         return _train_run(cfg, run_dir, resume=resume, progress=progress, test_sets=test_sets,
@@ -616,13 +633,11 @@ def _train_run(cfg: Config, run_dir: Path, *, resume: bool, progress: bool, test
 
 def finish_run(cfg: Config, run_dir: Path, embedding, *, test_sets=("test2",), best: dict, progress=True) -> dict:
     """The one touch of the test set: evaluate best.pt (chosen on validation) and write summary.json."""
-    from bimodal.model import Separator
-
     best_path = run_dir / "best.pt"
     restore_best(run_dir, cfg, embedding)
     if not best_path.exists():  # no finite validation SDR ever: keep the last weights, say so
         raise RuntimeError(f"{run_dir}: no validation epoch produced a finite SDR; nothing to test")
-    separator = Separator.from_pretrained(best_path).to(next(embedding.parameters(), torch.zeros(0)).device)
+    separator = _load_best(cfg, best_path, embedding).to(next(embedding.parameters(), torch.zeros(0)).device)
     summary = {"finished": True, "run_dir": str(run_dir), "config_hash": cfg.hash(),
                "embedding_fingerprint": embedding_fingerprint(cfg), "profile": cfg.profile,
                "method": cfg.train.method, "seed": cfg.train.seed, "best_epoch": best["epoch"],
@@ -636,6 +651,35 @@ def finish_run(cfg: Config, run_dir: Path, embedding, *, test_sets=("test2",), b
     epochs = pd.read_csv(run_dir / "epochs.csv")
     summary["train_seconds"] = float(epochs["seconds"].sum())
     atomic_write_bytes(run_dir / "summary.json", json.dumps(summary, indent=2).encode())
+    return summary
+
+
+def _load_best(cfg: Config, best_path: Path, embedding):
+    from bimodal.model import Separator
+
+    if baselines.is_baseline(cfg.train.method):
+        return baselines.get(cfg.train.method).load_best(cfg, best_path, embedding)
+    return Separator.from_pretrained(best_path)
+
+
+def add_test_sets(cfg: Config, run_dir: Path, names: list[str], *, progress: bool = False) -> dict:
+    """Evaluate a finished run's best.pt on test sets its summary lacks (e.g. test3 for Table 12 after Table 1
+    trained the run) and add them to summary.json; the weights and the rest of the summary stay as they are."""
+    from bimodal.backends import load_embedding
+
+    with _run_lock(run_dir):
+        summary = json.loads((run_dir / "summary.json").read_text())
+        todo = [name for name in names if name not in summary]
+        if todo:
+            torch.set_num_threads(run_threads(cfg))
+            embedding = load_embedding(cfg.embedding)
+            separator = _load_best(cfg, run_dir / "best.pt", embedding)
+            for name in todo:
+                table, stats = evaluate(separator, embedding, cfg, name, progress=progress,
+                                        limit=cfg.data.test_mixtures or None)
+                table.to_csv(run_dir / f"{name}_per_mixture.csv", index=False)
+                summary[name] = stats
+            atomic_write_bytes(run_dir / "summary.json", json.dumps(summary, indent=2).encode())
     return summary
 
 

@@ -69,7 +69,7 @@ def run_table(table_id: str, profile: str = "quick", seeds: list[int] = (0,), ce
 
     if train:
         for cfg in planned_runs([table_id], profile, list(seeds), cells):
-            train_run(cfg, progress=progress)
+            train_run(cfg, progress=progress, test_sets=(TABLES[table_id].test_set,))
     return collect_table(table_id, profile, list(seeds), cells)
 
 
@@ -105,10 +105,12 @@ def _summary(cfg) -> dict | None:
 
 
 def collect_table(table_id: str, profile: str, seeds: list[int], cells: str = "core", write: bool = True,
-                  test_set: str = "test2") -> pd.DataFrame:
+                  test_set: str | None = None) -> pd.DataFrame:
     """Tidy table: one row per cell with paper value, our mean/std over seeds, n, run ids, the weights that scored
-    L_CNT (embedding), status."""
+    L_CNT (embedding), status. test_set: None = the table's own (Table.test_set)."""
     from bimodal.train import uses_cnt
+
+    test_set = test_set or TABLES[table_id].test_set
 
     rows = []
     for cell in TABLES[table_id].cells:

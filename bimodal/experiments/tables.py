@@ -32,6 +32,7 @@ class Table:
     title: str
     cells: list[Cell] = field(default_factory=list)
     note: str = ""
+    test_set: str = "test2"  # the shipped composition the table reports (Table 12: test3)
 
 
 def _run(method: str, k: int = 2, **more) -> dict:
@@ -63,32 +64,127 @@ def _slug(text: str) -> str:
     return text.replace("+", "_").replace(" ", "")
 
 
+_COLS = {"Single-source (supervised)": 1, "2-source": 2, "3-source": 3, "4-source": 4}
+_COL_KEYS = {1: "single", 2: "k2", 3: "k3", 4: "k4"}
+_VANILLA_UNET = {"model__res_blocks": 0, "model__sa_blocks": 0, "model__ca_blocks": 0}  # Table 7 "vanilla"
+IMAGE_CONDITIONAL = ("image-conditional: needs the MUSIC videos' frames and an image encoder (CLIP / ResNet "
+                     "weights), neither of which is on this machine")
+
+
+def _text_sep(k: int, **more) -> dict:
+    """Mix-and-separate (k ≥ 2) or supervised (k = 1) with the text-conditioned Separator."""
+    return _run("supervised", **more) if k == 1 else _run("mix_and_separate", k, **more)
+
+
+# row -> (cell key prefix, overrides for k sources per training mixture or None = not runnable here)
+_BASELINE_ROWS = {
+    "PIT*": ("pit", lambda k: _run("pit", 1)),
+    "MixIT": ("mixit", lambda k: _run("mixit", k)),
+    "MixPIT": ("mixpit", lambda k: _run("mixpit", k)),
+    "CLIPSep-Img": ("clipsep_img", None),
+    "CLIPSep-Img*": ("clipsep_img_star", None),
+    "CoSep*": ("cosep_star", None),
+    "SOP*": ("sop_star", None),
+    "CLIPSep-Text": ("clipsep_text", lambda k: _text_sep(k, **_VANILLA_UNET)),
+    # CLIPSep-Text*, BertSep* and CLAPSep* differ only in the frozen text tower; offline all three resolve to the
+    # same all-MiniLM-L6-v2 (the surrogate's text tower), so they are one run (embedding.backend=laion_clap gives
+    # CLAPSep* the CLAP text tower)
+    "CLIPSep-Text*": ("clipsep_text_star", _text_sep),
+    "BertSep*": ("bertsep_star", _text_sep),
+    "CLAPSep* (mix-and-separate)": ("", _text_sep),  # headline rows: keys from the method (_baseline_cells)
+    "LASS-Net": ("lass_net", lambda k: _run("lass_net", k)),
+    "Weak-Sup": ("weak_sup", lambda k: _run("weak_sup", k)),
+    "Proposed (w/ timbre classifier, concurrent training)": ("timbre_concurrent",
+                                                             lambda k: _run("timbre_concurrent", k)),
+    "Proposed (w/ timbre classifier, pretrained)": ("timbre_pretrained", lambda k: _run("timbre_pretrained", k)),
+    "Proposed (bi-modal CLAP)": ("", lambda k: _run("proposed", k)),
+}
+_BASELINE_NOTE = ("Unconditional rows (PIT*, MixIT, MixPIT): each test mixture's outputs are matched to its "
+                  "references by the best assignment (SI-SDR), as their papers select outputs. CLIPSep-Text: "
+                  "Table 7's vanilla U-Net with the output gate as the Sound-of-Pixels mask head, queried by the "
+                  "mean-pooled all-MiniLM-L6-v2 states (no CLIP text tower here). CLIPSep-Text*, BertSep* and "
+                  "CLAPSep*: our U-Net with a frozen text tower, which offline is all-MiniLM-L6-v2 for all three "
+                  "(a BERT-family encoder, also the surrogate's text tower): one run, three rows. LASS-Net: a FiLM "
+                  "ResUNet on the same STFT (bimodal.baselines.lass_net). Image-conditional rows need video "
+                  "frames. docs/baselines.md says how each row differs from the cited implementation.")
+
+
+_HEADLINE_ROWS = ("CLAPSep* (mix-and-separate)", "Proposed (bi-modal CLAP)")
+_SAME_RUNS_AS_CLAPSEP = ("CLIPSep-Text*", "BertSep*")
+
+
+def _baseline_cells(paper: dict[str, list[float | None]], core: bool = False,
+                    unavailable: str = "") -> list[Cell]:
+    """Cells of the rows in `paper` (row -> values per column of _COLS, None = the paper has "-"). Keys are
+    "<prefix>/<single|k2|k3|k4>"; the headline rows keep their keys "<method>/<column>" and HEADLINE_SEEDS, and are
+    core when `core` is set; every baseline cell is outside the core cells (cells="all" trains it). `unavailable`:
+    the reason no cell of the table runs here (its dataset is not on this machine)."""
+    cells = []
+    for row, values in paper.items():
+        prefix, build = _BASELINE_ROWS[row]
+        for (col, k), v in zip(_COLS.items(), values):
+            if v is None:
+                continue
+            if build is None or unavailable:
+                reason = IMAGE_CONDITIONAL if build is None else unavailable
+                over = build(k) if build is not None else {}
+                key = f"{prefix or over['train.method']}/{_COL_KEYS[k]}"
+                cells.append(Cell(row, col, v, None, reason, core=False, key=key))
+                continue
+            over = build(k)
+            if row in _HEADLINE_ROWS:
+                cells.append(Cell(row, col, v, over, core=core, key=f"{over['train.method']}/{_COL_KEYS[k]}",
+                                  seeds=HEADLINE_SEEDS))
+            else:  # CLIPSep-Text* and BertSep* are CLAPSep*'s runs: the same seeds, so the same numbers
+                cells.append(Cell(row, col, v, over, core=False, key=f"{prefix}/{_COL_KEYS[k]}",
+                                  seeds=HEADLINE_SEEDS if row in _SAME_RUNS_AS_CLAPSEP else None))
+    return cells
+
+
 def _table1() -> Table:
     t = Table("table1", "Table 1 (core): unsupervised setting, SDR on the 2-source test set",
               note="Single-source column: supervised training on single sources; other columns: the number of "
                    "sources per unsupervised training mixture. CLAPSep* = mix-and-separate (L_URL only) with our "
-                   "U-Net and the embedding backend's text encoder. Main rows: 3 seeds, mean ± std.")
-    paper = {"CLAPSep* (mix-and-separate)": [8.1, 5.5, 4.3, 3.5], "Proposed (bi-modal CLAP)": [None, 7.9, 7.1, 6.2]}
-    cols = ["Single-source (supervised)", *_K]
-    for j, col in enumerate(cols):
-        p = paper["CLAPSep* (mix-and-separate)"][j]
-        if j == 0:
-            t.cells.append(Cell("CLAPSep* (mix-and-separate)", col, p, _run("supervised"), key="supervised/single",
-                                seeds=HEADLINE_SEEDS))
-            continue
-        k = _K[col]
-        t.cells.append(Cell("CLAPSep* (mix-and-separate)", col, p, _run("mix_and_separate", k),
-                            key=f"mix_and_separate/k{k}", seeds=HEADLINE_SEEDS))
-        t.cells.append(Cell("Proposed (bi-modal CLAP)", col, paper["Proposed (bi-modal CLAP)"][j],
-                            _run("proposed", k), key=f"proposed/k{k}", seeds=HEADLINE_SEEDS))
-    for row, values in {"PIT*": [8.0, None, None, None], "MixIT": [None, 3.2, 2.3, 1.4],
-                        "MixPIT": [None, 3.6, 2.1, 1.7], "CLIPSep-Text": [7.7, 4.6, 3.5, 2.7],
-                        "LASS-Net": [7.8, 5.2, 4.2, 3.6], "Weak-Sup": [None, 3.1, 2.2, 1.9]}.items():
-        for j, (col, v) in enumerate(zip(cols, values)):
-            if v is not None:
-                key = f"{_slug(row.lower().replace('*', '').replace('-', '_'))}/" + (
-                    "single" if j == 0 else f"k{_K[col]}")
-                t.cells.append(Cell(row, col, v, None, NOT_IMPLEMENTED, core=False, key=key))
+                   "U-Net and the embedding backend's text encoder. Main rows: 3 seeds, mean ± std. " + _BASELINE_NOTE)
+    paper = {"PIT*": [8.0, None, None, None], "MixIT": [None, 3.2, 2.3, 1.4], "MixPIT": [None, 3.6, 2.1, 1.7],
+             "CLIPSep-Img": [6.8, 3.8, 2.9, 2.1], "CLIPSep-Img*": [7.4, 4.6, 3.8, 2.9],
+             "CoSep*": [7.9, 4.9, 4.0, 3.1], "SOP*": [6.5, 4.1, 3.5, 2.7],
+             "CLIPSep-Text": [7.7, 4.6, 3.5, 2.7], "CLIPSep-Text*": [8.3, 5.4, 4.7, 3.8],
+             "BertSep*": [7.9, 5.3, 4.0, 3.1], "CLAPSep* (mix-and-separate)": [8.1, 5.5, 4.3, 3.5],
+             "LASS-Net": [7.8, 5.2, 4.2, 3.6], "Weak-Sup": [None, 3.1, 2.2, 1.9],
+             "Proposed (w/ timbre classifier, concurrent training)": [None, 5.0, 4.5, 3.5],
+             "Proposed (w/ timbre classifier, pretrained)": [None, 6.1, 5.2, 4.1],
+             "Proposed (bi-modal CLAP)": [None, 7.9, 7.1, 6.2]}
+    t.cells = _baseline_cells(paper, core=True)
+    return t
+
+
+def _table10() -> Table:
+    t = Table("table10", "Table 10: VGGSound, supervised and unsupervised training, SDR on the 2-source test set",
+              note="Declared for a machine with VGGSound: the rows are Table 1's methods on "
+                   "`data.dataset=<VGGSound index>`. " + _BASELINE_NOTE)
+    paper = {"PIT*": [2.1, None, None], "MixIT": [None, -1.7, -2.9], "MixPIT": [None, -1.4, -3.1],
+             "CLIPSep-Img": [1.3, -0.5, -1.2], "CLIPSep-Img*": [1.7, 0.4, -0.6], "SOP*": [1.6, 0.3, -0.9],
+             "CLIPSep-Text": [2.1, 0.8, -0.1], "CLIPSep-Text*": [2.5, 1.2, 0.5], "BertSep*": [2.0, 0.7, 0.3],
+             "CLAPSep* (mix-and-separate)": [2.3, 1.1, 0.5], "LASS-Net": [2.2, 0.9, 0.2],
+             "Weak-Sup": [None, 0.6, -0.8], "Proposed (bi-modal CLAP)": [None, 2.2, 1.7]}
+    t.cells = _baseline_cells(paper, unavailable="needs VGGSound on this machine (index it with `bimodal data "
+                                                 "index vggsound`); not run")
+    return t
+
+
+def _table12() -> Table:
+    t = Table("table12", "Table 12: SDR on the 3-source test set, supervised and unsupervised training",
+              note="The runs of Table 1 (shared: the same configs), evaluated on the shipped 3-source test "
+                   "composition (test3). " + _BASELINE_NOTE, test_set="test3")
+    paper = {"PIT*": [2.3, None, None, None], "MixIT": [None, -2.3, -3.1, -4.2],
+             "MixPIT": [None, -1.9, -2.8, -3.9], "CLIPSep-Img": [0.7, -0.8, -1.7, -2.9],
+             "CLIPSep-Img*": [1.6, 0.1, -0.9, -1.8], "CoSep*": [1.8, 0.4, -0.2, -0.7],
+             "SOP*": [1.3, -0.5, -1.6, -2.6], "CLIPSep-Text": [1.8, -0.2, -1.1, -2.1],
+             "CLIPSep-Text*": [2.4, 0.9, 0.3, -0.4], "BertSep*": [1.9, 0.4, -0.2, -1.1],
+             "CLAPSep* (mix-and-separate)": [2.2, 0.6, 0.1, -0.8], "LASS-Net": [2.1, 0.5, 0.3, -0.9],
+             "Weak-Sup": [None, -1.1, -2.3, -3.2], "Proposed (bi-modal CLAP)": [None, 3.5, 2.7, 2.2]}
+    t.cells = _baseline_cells(paper)
     return t
 
 
@@ -305,7 +401,7 @@ def _defaults() -> Table:
 
 
 TABLES: dict[str, Table] = {t.id: t for t in (_three_way(), _table1(), _table2(), _table8(), _table9(), _table14(),
-                                              _figure1(), _diagnosis(), _teachers(), _defaults())}
+                                              _figure1(), _diagnosis(), _teachers(), _defaults(), _table10(), _table12())}
 
 
 def _check_keys() -> None:
