@@ -9,6 +9,7 @@ backward on 10 s at 48 kHz needs several GB per clip batch — its per-clip time
 the gradient w.r.t. the waveform of Σ (audio · text) over the batch, as L_CNT needs.
 Writes results/benchmark_embedding.csv and .md.
 """
+
 from __future__ import annotations
 
 import os
@@ -53,8 +54,11 @@ def time_backend(emb, batch: int, samples: int, repeats: int) -> dict:
         fwd.append(t1 - t0)
         total.append(t2 - t0)
     fwd, total = fwd[1:], total[1:]
-    return {"forward_s": float(np.median(fwd)), "forward_backward_s": float(np.median(total)),
-            "per_clip_ms": 1000 * float(np.median(total)) / batch}
+    return {
+        "forward_s": float(np.median(fwd)),
+        "forward_backward_s": float(np.median(total)),
+        "per_clip_ms": 1000 * float(np.median(total)) / batch,
+    }
 
 
 def time_quick_step(repeats: int) -> list[dict]:
@@ -87,10 +91,19 @@ def time_quick_step(repeats: int) -> list[dict]:
         rows.append({"losses": losses, "step_s": float(np.median(times[1:]))})
     with_cnt, without = rows
     share = (with_cnt["step_s"] - without["step_s"]) / with_cnt["step_s"]
-    return [{"backend": "surrogate, inside a quick training step", "case": f"proposed step, {r['losses']}",
-             "batch": 64, "samples": 32767, "forward_s": float("nan"), "forward_backward_s": r["step_s"],
-             "per_clip_ms": float("nan"), "cnt_share_of_step": share if r["losses"] == "url+cnt+crl" else float("nan")}
-            for r in rows]
+    return [
+        {
+            "backend": "surrogate, inside a quick training step",
+            "case": f"proposed step, {r['losses']}",
+            "batch": 64,
+            "samples": 32767,
+            "forward_s": float("nan"),
+            "forward_backward_s": r["step_s"],
+            "per_clip_ms": float("nan"),
+            "cnt_share_of_step": share if r["losses"] == "url+cnt+crl" else float("nan"),
+        }
+        for r in rows
+    ]
 
 
 def main(argv=None) -> int:
@@ -112,8 +125,15 @@ def main(argv=None) -> int:
     sur = load_embedding(EmbeddingConfig()) if ASSET.is_file() else SurrogateEmbedding().freeze()
     for case, batch, samples in (("issue: 32 × 6 s", 32, 65535), ("quick step: 64 × 3 s", 64, 32767)):
         r = time_backend(sur, batch, samples, args.repeats)
-        rows.append({"backend": "surrogate" + ("" if ASSET.is_file() else " (random init)"), "case": case,
-                     "batch": batch, "samples": samples, **r})
+        rows.append(
+            {
+                "backend": "surrogate" + ("" if ASSET.is_file() else " (random init)"),
+                "case": case,
+                "batch": batch,
+                "samples": samples,
+                **r,
+            }
+        )
         print(rows[-1], flush=True)
     if args.step:
         rows += time_quick_step(args.repeats)
@@ -124,9 +144,16 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             emb = LaionClapEmbedding(None, write_test_tokenizer(tmp), "HTSAT-base")
         r = time_backend(emb, args.laion_batch, 65535, args.repeats)
-        rows.append({"backend": "laion_clap HTSAT-base (random weights)", "case": f"{args.laion_batch} × 6 s",
-                     "batch": args.laion_batch, "samples": 65535, **r,
-                     "issue_case_estimate_s": r["per_clip_ms"] * 32 / 1000})
+        rows.append(
+            {
+                "backend": "laion_clap HTSAT-base (random weights)",
+                "case": f"{args.laion_batch} × 6 s",
+                "batch": args.laion_batch,
+                "samples": 65535,
+                **r,
+                "issue_case_estimate_s": r["per_clip_ms"] * 32 / 1000,
+            }
+        )
         print(rows[-1], flush=True)
     df = pd.DataFrame(rows)
     df["threads"] = args.threads
@@ -136,18 +163,27 @@ def main(argv=None) -> int:
     df["when"] = time.strftime("%Y-%m-%d %H:%M")
     out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / "benchmark_embedding.csv", index=False, float_format="%.4g")
-    lines = ["# embed_audio forward + backward (benchmarks/embedding.py)", "",
-             f"{args.threads} CPU thread(s) on a shared 2-core machine, median of {args.repeats} runs; "
-             "backward = gradient w.r.t. the waveform.", "",
-             "| backend | case | forward s | forward+backward s | ms per clip |", "|---|---|---|---|---|"]
+    lines = [
+        "# embed_audio forward + backward (benchmarks/embedding.py)",
+        "",
+        f"{args.threads} CPU thread(s) on a shared 2-core machine, median of {args.repeats} runs; "
+        "backward = gradient w.r.t. the waveform.",
+        "",
+        "| backend | case | forward s | forward+backward s | ms per clip |",
+        "|---|---|---|---|---|",
+    ]
     for r in df.itertuples():
-        lines.append(f"| {r.backend} | {r.case} | {_f(r.forward_s)} | {r.forward_backward_s:.2f} | "
-                     f"{_f(r.per_clip_ms, 0)} |")
+        lines.append(
+            f"| {r.backend} | {r.case} | {_f(r.forward_s)} | {r.forward_backward_s:.2f} | {_f(r.per_clip_ms, 0)} |"
+        )
     if "cnt_share_of_step" in df and df["cnt_share_of_step"].notna().any():
         share = float(df["cnt_share_of_step"].dropna().iloc[0])
-        lines += ["", f"L_CNT (embedding forward + backward and the loss) takes {100 * share:.0f} % of a quick-profile "
-                      "training step of the proposed objective (step with L_URL + L_CNT + L_CRL minus step with "
-                      "L_URL + L_CRL, same batch and weights)."]
+        lines += [
+            "",
+            f"L_CNT (embedding forward + backward and the loss) takes {100 * share:.0f} % of a quick-profile "
+            "training step of the proposed objective (step with L_URL + L_CNT + L_CRL minus step with "
+            "L_URL + L_CRL, same batch and weights).",
+        ]
     (out / "benchmark_embedding.md").write_text("\n".join(lines) + "\n")
     print(df.to_string(index=False))
     return 0

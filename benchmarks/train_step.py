@@ -15,6 +15,7 @@ parts add up to about the whole step; "coverage" says how closely. The fraction 
 U-Net's FLOPs (torch.utils.flop_counter) over its own forward+backward time, beside an fp32 2048² matmul timed in
 the same run. The run estimate is epochs × (steps × step + validation) + the test evaluation, per method.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,7 +54,7 @@ def median_time(fn, repeats: int) -> float:
 def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
     a, b = torch.randn(n, n), torch.randn(n, n)
     a @ b
-    return 2 * n ** 3 / min(cpu(lambda: a @ b) for _ in range(repeats)) / 1e9
+    return 2 * n**3 / min(cpu(lambda: a @ b) for _ in range(repeats)) / 1e9
 
 
 class Setup:
@@ -96,6 +97,7 @@ class Setup:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+
         return step
 
 
@@ -112,8 +114,11 @@ def parts(s: Setup, repeats: int) -> dict[str, float]:
     rows = [b.source_prompts[i][n] for i in range(B) for n in range(N)]
     tok_m, mask_m = s.objective._tokens(b.mixture_prompts)
     tok_s, mask_s = s.objective._tokens(rows)
-    out = {"text lookup (cached prompts)": median_time(lambda: (s.objective._tokens(b.mixture_prompts),
-                                                                s.objective._tokens(rows)), repeats)}
+    out = {
+        "text lookup (cached prompts)": median_time(
+            lambda: (s.objective._tokens(b.mixture_prompts), s.objective._tokens(rows)), repeats
+        )
+    }
     comps = b.components.reshape(B * N, T)
 
     def stft():
@@ -121,6 +126,7 @@ def parts(s: Setup, repeats: int) -> dict[str, float]:
             x = w.clone().requires_grad_()
             spec = sep.stft(x)
             (spec.abs().sum() + torch.view_as_real(spec).sum()).backward()
+
     out["STFT of the inputs (+ backward)"] = median_time(stft, repeats)
     mag_m, mag_s = sep.stft(b.mom).abs(), sep.stft(comps).abs()
 
@@ -128,7 +134,9 @@ def parts(s: Setup, repeats: int) -> dict[str, float]:
         def f():
             m = sep.masker(mag, tok, mask)
             (m * mag.unsqueeze(1)).mean().backward()
+
         return f
+
     out["U-Net, mix-and-separate branch (B MoMs, N prompts)"] = median_time(unet(mag_m, tok_m, mask_m), repeats)
     out["U-Net, single-source branch (B·N mixtures, K prompts)"] = median_time(unet(mag_s, tok_s, mask_s), repeats)
     spec = sep.stft(comps)
@@ -137,6 +145,7 @@ def parts(s: Setup, repeats: int) -> dict[str, float]:
     def istft():
         m = mask.clone().requires_grad_()
         sep.istft(spec.unsqueeze(1) * m, T).square().sum().backward()
+
     out["iSTFT of the single-source predictions (+ backward)"] = median_time(istft, repeats)
     wave = sep.istft(spec.unsqueeze(1) * mask, T).reshape(B * N * K, T).detach()
     logmel = emb.audio.logmel(wave).detach()
@@ -144,11 +153,13 @@ def parts(s: Setup, repeats: int) -> dict[str, float]:
     def front():
         w = wave.clone().requires_grad_()
         emb.audio.logmel(w).sum().backward()
+
     out["surrogate front end: log-mel (+ backward)"] = median_time(front, repeats)
 
     def tower():
         x = logmel.clone().requires_grad_()
         emb.audio.encode_logmel(x).square().sum().backward()
+
     out["surrogate CNN + head (+ backward to its input)"] = median_time(tower, repeats)
     a = torch.nn.functional.normalize(emb.audio.encode_logmel(logmel), dim=-1).detach()
     text = s.objective._pooled([p for r in rows for p in r]).reshape(B, N, K, -1)
@@ -160,10 +171,13 @@ def parts(s: Setup, repeats: int) -> dict[str, float]:
     def loss_fn():
         aa = a.clone().requires_grad_()
         mm, pu = mags.detach().clone().requires_grad_(), pred_url.clone().requires_grad_()
-        total = (L.cnt_loss(aa.reshape(B, N, K, -1), text, emb.logit_scale)
-                 + L.crl_loss(mm, comp_mag, weight=L.magnitude_weight(comp_mag))
-                 + L.url_loss(pu, tgt, L.magnitude_weight(mag_m).unsqueeze(1)))
+        total = (
+            L.cnt_loss(aa.reshape(B, N, K, -1), text, emb.logit_scale)
+            + L.crl_loss(mm, comp_mag, weight=L.magnitude_weight(comp_mag))
+            + L.url_loss(pu, tgt, L.magnitude_weight(mag_m).unsqueeze(1))
+        )
         total.backward()
+
     out["losses L_CNT, L_CRL, L_URL (+ backward)"] = median_time(loss_fn, repeats)
     opt = torch.optim.Adam(sep.parameters(), lr=1e-3)
     for p in sep.parameters():
@@ -224,68 +238,108 @@ def bench(method: str, k: int, steps: int, peak: float, with_parts: bool) -> lis
             step = median_time(s.step_fn(opt, [0]), steps)
             step_gflop = step_flops(s, s.reset()) / 1e9
             s.reset()
-            row = {"method": method, "k": k, "path": path, "threads": torch.get_num_threads(),
-                   "step_cpu_s": step, "step_gflop": step_gflop, "step_floor_s": step_gflop / peak, "load_wall_s": s.load_seconds, "loss_first_batch": losses[path],
-                   "text_encode_ms_per_new_prompt": text_encode_ms(s.embedding),
-                   "val_eval_cpu_s": eval_seconds(s, "val2", None)}
+            row = {
+                "method": method,
+                "k": k,
+                "path": path,
+                "threads": torch.get_num_threads(),
+                "step_cpu_s": step,
+                "step_gflop": step_gflop,
+                "step_floor_s": step_gflop / peak,
+                "load_wall_s": s.load_seconds,
+                "loss_first_batch": losses[path],
+                "text_encode_ms_per_new_prompt": text_encode_ms(s.embedding),
+                "val_eval_cpu_s": eval_seconds(s, "val2", None),
+            }
             row["test_eval_cpu_s"] = row["val_eval_cpu_s"] * (252 / 64)  # test2 has 252 mixtures, val2 64
             if method != "supervised":
                 flops = unet_flops(s)
                 part = parts(s, 2) if (with_parts and method == "proposed") else {}
                 unet_s = sum(v for key, v in part.items() if key.startswith("U-Net"))
-                row.update({"unet_gflop": flops / 1e9, "unet_cpu_s": unet_s or None,
-                            "unet_fraction_of_peak": (flops / 1e9 / unet_s / peak) if unet_s else None,
-                            "parts": json.dumps(part) if part else ""})
+                row.update(
+                    {
+                        "unet_gflop": flops / 1e9,
+                        "unet_cpu_s": unet_s or None,
+                        "unet_fraction_of_peak": (flops / 1e9 / unet_s / peak) if unet_s else None,
+                        "parts": json.dumps(part) if part else "",
+                    }
+                )
             c = s.cfg
             steps_per_epoch = c.data.train_items_per_epoch // c.train.batch_size
-            row["run_estimate_s"] = (c.train.epochs * (steps_per_epoch * (step + s.load_seconds) + row["val_eval_cpu_s"])
-                                     + row["test_eval_cpu_s"])
+            row["run_estimate_s"] = (
+                c.train.epochs * (steps_per_epoch * (step + s.load_seconds) + row["val_eval_cpu_s"])
+                + row["test_eval_cpu_s"]
+            )
             rows.append(row)
     return rows
 
 
 def threads_mode(k: int, steps: int) -> list[dict]:
     """One proposed process on 2 threads vs two concurrent single-thread processes: steps per wall second."""
-    code = ("import sys,time,torch; sys.path.insert(0,%r); torch.set_num_threads(int(sys.argv[1]));"
-            "from benchmarks.train_step import Setup; s=Setup('proposed',%d,%d); s.warm_text(); o=s.reset();"
-            "f=s.step_fn(o,[0]); f(); t=time.perf_counter();"
-            "[f() for _ in range(%d)]; print((time.perf_counter()-t)/%d)") % (
-        str(Path(__file__).resolve().parent.parent), k, steps + 1, steps, steps)
+    code = (
+        "import sys,time,torch; sys.path.insert(0,%r); torch.set_num_threads(int(sys.argv[1]));"
+        "from benchmarks.train_step import Setup; s=Setup('proposed',%d,%d); s.warm_text(); o=s.reset();"
+        "f=s.step_fn(o,[0]); f(); t=time.perf_counter();"
+        "[f() for _ in range(%d)]; print((time.perf_counter()-t)/%d)"
+    ) % (str(Path(__file__).resolve().parent.parent), k, steps + 1, steps, steps)
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
-    one = float(subprocess.run([sys.executable, "-c", code, "2"], env=env, capture_output=True, text=True,
-                               check=True).stdout.split()[-1])
+    one = float(
+        subprocess.run(
+            [sys.executable, "-c", code, "2"], env=env, capture_output=True, text=True, check=True
+        ).stdout.split()[-1]
+    )
     env["OMP_NUM_THREADS"] = "1"
-    procs = [subprocess.Popen([sys.executable, "-c", code, "1"], env=env, stdout=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, "1"], env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     two = [float(p.communicate()[0].split()[-1]) for p in procs]
-    return [{"layout": "1 run × 2 threads", "wall_s_per_step": one, "steps_per_wall_s": 1 / one},
-            {"layout": "2 runs × 1 thread, concurrently", "wall_s_per_step": statistics.mean(two),
-             "steps_per_wall_s": sum(1 / t for t in two)}]
+    return [
+        {"layout": "1 run × 2 threads", "wall_s_per_step": one, "steps_per_wall_s": 1 / one},
+        {
+            "layout": "2 runs × 1 thread, concurrently",
+            "wall_s_per_step": statistics.mean(two),
+            "steps_per_wall_s": sum(1 / t for t in two),
+        },
+    ]
 
 
 def render(rows: list[dict], threads: list[dict], peak: float, meta: str) -> str:
     import pandas as pd
 
     df = pd.DataFrame(rows)
-    md = ["# One training step at the quick size: fast path vs eager reference (`benchmarks/train_step.py`)", "",
-          meta, "", f"**Practical peak: fp32 matmul 2048² = {peak:.1f} GFLOP/s** on one thread, same run.", ""]
-    md += ["| method | K | path | step CPU s | speed-up | loss (1st batch) | new prompt ms | val eval s | "
-           "U-Net GFLOP | U-Net % of peak | run estimate s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    md = [
+        "# One training step at the quick size: fast path vs eager reference (`benchmarks/train_step.py`)",
+        "",
+        meta,
+        "",
+        f"**Practical peak: fp32 matmul 2048² = {peak:.1f} GFLOP/s** on one thread, same run.",
+        "",
+    ]
+    md += [
+        "| method | K | path | step CPU s | speed-up | loss (1st batch) | new prompt ms | val eval s | "
+        "U-Net GFLOP | U-Net % of peak | run estimate s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for (method, k), g in df.groupby(["method", "k"], sort=False):
         ref = g[g.path == "reference"].iloc[0]
         for _, r in g.iterrows():
             frac = r.get("unet_fraction_of_peak")
-            md.append(f"| {method} | {k} | {r.path} | {r.step_cpu_s:.3f} | {ref.step_cpu_s / r.step_cpu_s:.2f}× | "
-                      f"{r.loss_first_batch:.6g} | {r.text_encode_ms_per_new_prompt:.1f} | {r.val_eval_cpu_s:.2f} | "
-                      f"{r.get('unet_gflop', float('nan')):.1f} | "
-                      f"{'' if frac is None or frac != frac else f'{100 * frac:.0f} %'} | {r.run_estimate_s:.0f} |")
+            md.append(
+                f"| {method} | {k} | {r.path} | {r.step_cpu_s:.3f} | {ref.step_cpu_s / r.step_cpu_s:.2f}× | "
+                f"{r.loss_first_batch:.6g} | {r.text_encode_ms_per_new_prompt:.1f} | {r.val_eval_cpu_s:.2f} | "
+                f"{r.get('unet_gflop', float('nan')):.1f} | "
+                f"{'' if frac is None or frac != frac else f'{100 * frac:.0f} %'} | {r.run_estimate_s:.0f} |"
+            )
     fast = df[df.path == "fast"].set_index(["method", "k"])
     md += ["", "### Run cost, proposed vs mix-and-separate (fast path, estimate)", ""]
     for k in sorted(df.k.unique()):
         if ("proposed", k) in fast.index and ("mix_and_separate", k) in fast.index:
             p, m = fast.loc[("proposed", k)], fast.loc[("mix_and_separate", k)]
-            md.append(f"- K = {k}: proposed {p.run_estimate_s:.0f} s, mix-and-separate {m.run_estimate_s:.0f} s: "
-                      f"{p.run_estimate_s / m.run_estimate_s:.2f}× (steps alone: {p.step_cpu_s / m.step_cpu_s:.2f}×)")
+            md.append(
+                f"- K = {k}: proposed {p.run_estimate_s:.0f} s, mix-and-separate {m.run_estimate_s:.0f} s: "
+                f"{p.run_estimate_s / m.run_estimate_s:.2f}× (steps alone: {p.step_cpu_s / m.step_cpu_s:.2f}×)"
+            )
     for path in PATHS:
         sub = df[(df.path == path) & (df.method == "proposed") & (df.get("parts", "") != "")]
         if not len(sub):
@@ -293,28 +347,47 @@ def render(rows: list[dict], threads: list[dict], peak: float, meta: str) -> str
         r = sub.iloc[0]
         part = json.loads(r.parts)
         total = sum(part.values())
-        md += ["", f"### Where a proposed step's time goes (K = {r.k}, {path} path)", "",
-               "| part | CPU s | share |", "|---|---|---|"]
+        md += [
+            "",
+            f"### Where a proposed step's time goes (K = {r.k}, {path} path)",
+            "",
+            "| part | CPU s | share |",
+            "|---|---|---|",
+        ]
         md += [f"| {name} | {v:.3f} | {100 * v / total:.0f} % |" for name, v in part.items()]
         md.append(f"| data loading (wall, per batch) | {r.load_wall_s:.3f} | |")
-        md.append(f"\nSum of parts {total:.3f} s against the measured step {r.step_cpu_s:.3f} s (coverage "
-                  f"{100 * total / r.step_cpu_s:.0f} %).")
-    md += ["", "### What bounds the step", "",
-           "The floor is the step's FLOPs (matmuls and convolutions, forward and backward, counted by "
-           "torch.utils.flop_counter) at the same-run matmul peak: no implementation computing the same numbers "
-           "on this core is faster. The largest speed-up over the reference that the floor allows is reference "
-           "step / floor.", "",
-           "| method | K | path | step GFLOP | floor s | step s | step / floor | reference / floor (max speed-up) |",
-           "|---|---|---|---|---|---|---|---|"]
+        md.append(
+            f"\nSum of parts {total:.3f} s against the measured step {r.step_cpu_s:.3f} s (coverage "
+            f"{100 * total / r.step_cpu_s:.0f} %)."
+        )
+    md += [
+        "",
+        "### What bounds the step",
+        "",
+        "The floor is the step's FLOPs (matmuls and convolutions, forward and backward, counted by "
+        "torch.utils.flop_counter) at the same-run matmul peak: no implementation computing the same numbers "
+        "on this core is faster. The largest speed-up over the reference that the floor allows is reference "
+        "step / floor.",
+        "",
+        "| method | K | path | step GFLOP | floor s | step s | step / floor | reference / floor (max speed-up) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for (method, k), g in df.groupby(["method", "k"], sort=False):
         ref = g[g.path == "reference"].iloc[0]
         for _, r in g.iterrows():
-            md.append(f"| {method} | {k} | {r.path} | {r.step_gflop:.1f} | {r.step_floor_s:.3f} | "
-                      f"{r.step_cpu_s:.3f} | {r.step_cpu_s / r.step_floor_s:.2f} | "
-                      f"{ref.step_cpu_s / r.step_floor_s:.2f}× |")
+            md.append(
+                f"| {method} | {k} | {r.path} | {r.step_gflop:.1f} | {r.step_floor_s:.3f} | "
+                f"{r.step_cpu_s:.3f} | {r.step_cpu_s / r.step_floor_s:.2f} | "
+                f"{ref.step_cpu_s / r.step_floor_s:.2f}× |"
+            )
     if threads:
-        md += ["", "### Both cores: one run on two threads vs two runs side by side (fast path, proposed)", "",
-               "| layout | wall s per step | steps per wall second |", "|---|---|---|"]
+        md += [
+            "",
+            "### Both cores: one run on two threads vs two runs side by side (fast path, proposed)",
+            "",
+            "| layout | wall s per step | steps per wall second |",
+            "|---|---|---|",
+        ]
         md += [f"| {t['layout']} | {t['wall_s_per_step']:.3f} | {t['steps_per_wall_s']:.2f} |" for t in threads]
     return "\n".join(md) + "\n"
 
@@ -338,10 +411,12 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({key: v for key, v in rows[-1].items() if key != "parts"}), flush=True)
     threads = threads_mode(int(args.k.split(",")[0]), args.steps) if args.threads else []
     v = versions()
-    meta = (f"Generated by `python benchmarks/train_step.py {' '.join(argv or sys.argv[1:])}` on {platform.machine()} "
-            f"({os.cpu_count()} cores), torch {torch.__version__}, commit {v.get('bimodal_commit', '?')}. Load average "
-            f"{load:.2f} at start, {os.getloadavg()[0]:.2f} at end (times are process CPU time on one thread, so "
-            f"other jobs hardly change them; the two-core table is wall clock).")
+    meta = (
+        f"Generated by `python benchmarks/train_step.py {' '.join(argv or sys.argv[1:])}` on {platform.machine()} "
+        f"({os.cpu_count()} cores), torch {torch.__version__}, commit {v.get('bimodal_commit', '?')}. Load average "
+        f"{load:.2f} at start, {os.getloadavg()[0]:.2f} at end (times are process CPU time on one thread, so "
+        f"other jobs hardly change them; the two-core table is wall clock)."
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     import pandas as pd

@@ -15,6 +15,7 @@ Training step patterns (segment = data.segment_samples of the profile):
   trainer  what bimodal.train does per MoM with N = K = 2: the MoM with its N = 2 mixture prompts, then the
            N = 2 component mixtures with K = 2 source prompts each (3 encoder passes, 6 decoder passes).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,16 +37,31 @@ from bimodal.utils import results_root, versions  # noqa: E402
 
 # Quick-size candidates (model.* overrides on top of the quick profile). The quick profile's values are the pick.
 CANDIDATES: dict[str, dict] = {
-    "b16_res_upfirst": {"model.base_channels": 16, "model.max_channels": 128, "model.out_channels": 32,
-                        "model.res_blocks": 1, "model.upsample_first": True},
-    "b8_res_upfirst": {"model.base_channels": 8, "model.max_channels": 64, "model.out_channels": 8,
-                       "model.res_blocks": 1, "model.upsample_first": True},
+    "b16_res_upfirst": {
+        "model.base_channels": 16,
+        "model.max_channels": 128,
+        "model.out_channels": 32,
+        "model.res_blocks": 1,
+        "model.upsample_first": True,
+    },
+    "b8_res_upfirst": {
+        "model.base_channels": 8,
+        "model.max_channels": 64,
+        "model.out_channels": 8,
+        "model.res_blocks": 1,
+        "model.upsample_first": True,
+    },
     "b16_res": {"model.base_channels": 16, "model.max_channels": 64, "model.out_channels": 8, "model.res_blocks": 1},
     "b8_res": {"model.base_channels": 8, "model.max_channels": 64, "model.out_channels": 8, "model.res_blocks": 1},
     "b8_nores": {"model.base_channels": 8, "model.max_channels": 64, "model.out_channels": 8, "model.res_blocks": 0},
     "b4_res": {"model.base_channels": 4, "model.max_channels": 64, "model.out_channels": 4, "model.res_blocks": 1},
-    "b8_nores_upfirst": {"model.base_channels": 8, "model.max_channels": 64, "model.out_channels": 8,
-                         "model.res_blocks": 0, "model.upsample_first": True},
+    "b8_nores_upfirst": {
+        "model.base_channels": 8,
+        "model.max_channels": 64,
+        "model.out_channels": 8,
+        "model.res_blocks": 0,
+        "model.upsample_first": True,
+    },
 }
 TOKENS = {"quick": (16, 384), "paper": (77, 768)}  # (tokens per prompt, token dim): surrogate / LAION-CLAP shapes
 
@@ -58,8 +74,11 @@ class RandomEmbedding:
 
     def embed_text(self, prompts, padding_states=False):
         n = len(prompts)
-        return torch.randn(n, 512), torch.randn(n, self.length, self.token_dim), torch.ones(n, self.length,
-                                                                                           dtype=torch.bool)
+        return (
+            torch.randn(n, 512),
+            torch.randn(n, self.length, self.token_dim),
+            torch.ones(n, self.length, dtype=torch.bool),
+        )
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 7) -> float:
@@ -67,7 +86,7 @@ def matmul_gflops(n: int = 2048, repeats: int = 7) -> float:
     a, b = torch.randn(n, n), torch.randn(n, n)
     a @ b
     best = min(_cpu_time(lambda: a @ b)[0] for _ in range(repeats))
-    return 2 * n ** 3 / best / 1e9
+    return 2 * n**3 / best / 1e9
 
 
 def _cpu_time(fn) -> tuple[float, float]:
@@ -129,8 +148,9 @@ def time_breakdown(fn) -> dict[str, float]:
     return {k: v / total for k, v in groups.items()}
 
 
-def bench_train(name: str, profile: str, overrides: dict, pattern: str, repeats: int, peak: float,
-                breakdown: bool) -> dict:
+def bench_train(
+    name: str, profile: str, overrides: dict, pattern: str, repeats: int, peak: float, breakdown: bool
+) -> dict:
     cfg = get_config(profile, overrides)
     length, dim = TOKENS[profile]
     sep = Separator(cfg.model, dim).train()
@@ -139,18 +159,31 @@ def bench_train(name: str, profile: str, overrides: dict, pattern: str, repeats:
     times = [_cpu_time(step) for _ in range(repeats)]
     cpu = statistics.median(t[0] for t in times)
     wall = statistics.median(t[1] for t in times)
-    row = {"name": name, "profile": profile, "overrides": json.dumps(overrides, ensure_ascii=False),
-           "params": count_parameters(sep), "measure": f"train fwd+bwd ({pattern})",
-           "input": f"{cfg.model.n_fft // 2 + 1}x{cfg.data.segment_samples // cfg.model.hop + 1}",
-           "gflop": flops / 1e9, "cpu_ms": cpu * 1e3, "wall_ms": wall * 1e3, "gflops_per_s": flops / cpu / 1e9,
-           "fraction_of_matmul_peak": flops / cpu / 1e9 / peak, "rtf": float("nan"), "repeats": repeats}
+    row = {
+        "name": name,
+        "profile": profile,
+        "overrides": json.dumps(overrides, ensure_ascii=False),
+        "params": count_parameters(sep),
+        "measure": f"train fwd+bwd ({pattern})",
+        "input": f"{cfg.model.n_fft // 2 + 1}x{cfg.data.segment_samples // cfg.model.hop + 1}",
+        "gflop": flops / 1e9,
+        "cpu_ms": cpu * 1e3,
+        "wall_ms": wall * 1e3,
+        "gflops_per_s": flops / cpu / 1e9,
+        "fraction_of_matmul_peak": flops / cpu / 1e9 / peak,
+        "rtf": float("nan"),
+        "repeats": repeats,
+    }
     row["conv_flop_share"] = conv_flops / flops
     if breakdown:
         row.update({f"time_{k}": v for k, v in time_breakdown(step).items()})
         # Rate of the convolution kernels alone (FLOPs / the profiler's share of the CPU time): an estimate.
         row["conv_gflops_per_s"] = conv_flops / (cpu * row["time_conv"]) / 1e9 if row["time_conv"] else float("nan")
-    print(f"  {name:18s} {row['measure']:26s} {row['cpu_ms']:9.1f} ms  {row['gflop']:7.2f} GFLOP  "
-          f"{row['gflops_per_s']:5.1f} GFLOP/s ({100 * row['fraction_of_matmul_peak']:.0f} % of matmul)", flush=True)
+    print(
+        f"  {name:18s} {row['measure']:26s} {row['cpu_ms']:9.1f} ms  {row['gflop']:7.2f} GFLOP  "
+        f"{row['gflops_per_s']:5.1f} GFLOP/s ({100 * row['fraction_of_matmul_peak']:.0f} % of matmul)",
+        flush=True,
+    )
     return row
 
 
@@ -168,11 +201,21 @@ def bench_rtf(name: str, profile: str, overrides: dict, repeats: int, peak: floa
     times = [_cpu_time(run) for _ in range(repeats)]
     cpu = statistics.median(t[0] for t in times)
     wall = statistics.median(t[1] for t in times)
-    row = {"name": name, "profile": profile, "overrides": json.dumps(overrides, ensure_ascii=False),
-           "params": count_parameters(sep), "measure": f"separate {seconds:.2f} s, 1 prompt",
-           "input": f"{len(wave)} samples at {sr} Hz", "gflop": flops / 1e9, "cpu_ms": cpu * 1e3,
-           "wall_ms": wall * 1e3, "gflops_per_s": flops / cpu / 1e9, "fraction_of_matmul_peak": flops / cpu / 1e9 / peak,
-           "rtf": cpu / seconds, "repeats": repeats}
+    row = {
+        "name": name,
+        "profile": profile,
+        "overrides": json.dumps(overrides, ensure_ascii=False),
+        "params": count_parameters(sep),
+        "measure": f"separate {seconds:.2f} s, 1 prompt",
+        "input": f"{len(wave)} samples at {sr} Hz",
+        "gflop": flops / 1e9,
+        "cpu_ms": cpu * 1e3,
+        "wall_ms": wall * 1e3,
+        "gflops_per_s": flops / cpu / 1e9,
+        "fraction_of_matmul_peak": flops / cpu / 1e9 / peak,
+        "rtf": cpu / seconds,
+        "repeats": repeats,
+    }
     print(f"  {name:18s} {row['measure']:26s} {row['cpu_ms']:9.1f} ms  RTF {row['rtf']:.3f}", flush=True)
     return row
 
@@ -182,9 +225,15 @@ def table7_rows() -> list[dict]:
     for name, overrides in TABLE7_VARIANTS.items():
         with torch.device("meta"):  # count without allocating
             n = count_parameters(UNetMasker(get_config("paper", overrides).model, 768))
-        rows.append({"variant": name, "res/sa/ca": "/".join(str(v) for v in overrides.values()),
-                     "ours_M": n / 1e6, "paper_M": TABLE7_PAPER_PARAMS_M[name],
-                     "ratio": n / 1e6 / TABLE7_PAPER_PARAMS_M[name]})
+        rows.append(
+            {
+                "variant": name,
+                "res/sa/ca": "/".join(str(v) for v in overrides.values()),
+                "ours_M": n / 1e6,
+                "paper_M": TABLE7_PAPER_PARAMS_M[name],
+                "ratio": n / 1e6 / TABLE7_PAPER_PARAMS_M[name],
+            }
+        )
     return rows
 
 
@@ -238,9 +287,22 @@ def main(argv: list[str] | None = None) -> int:
     quick_cfg, paper_cfg = get_config("quick").model, get_config("paper").model
     main_rows = [r for r in rows if r["name"] in ("quick", "paper")]
     cand_rows = [r for r in rows if r["name"] not in ("quick", "paper")]
-    fmt = {"conv_gflops_per_s": ".1f", "gflop": ".2f", "cpu_ms": ".1f", "wall_ms": ".1f", "gflops_per_s": ".1f", "fraction_of_matmul_peak": ".0%",
-           "rtf": ".3f", "params": ",", "time_conv": ".0%", "time_matmul": ".0%", "time_other": ".0%",
-           "ours_M": ".1f", "paper_M": ".1f", "ratio": ".3f"}
+    fmt = {
+        "conv_gflops_per_s": ".1f",
+        "gflop": ".2f",
+        "cpu_ms": ".1f",
+        "wall_ms": ".1f",
+        "gflops_per_s": ".1f",
+        "fraction_of_matmul_peak": ".0%",
+        "rtf": ".3f",
+        "params": ",",
+        "time_conv": ".0%",
+        "time_matmul": ".0%",
+        "time_other": ".0%",
+        "ours_M": ".1f",
+        "paper_M": ".1f",
+        "ratio": ".3f",
+    }
     md = [
         "# Separator U-Net benchmark (`benchmarks/unet.py`)",
         "",
@@ -259,9 +321,26 @@ def main(argv: list[str] | None = None) -> int:
         "matrix products (linear layers, attention) and everything else (norms, activations, up-sampling, "
         "concatenation, STFT).",
         "",
-        _md_table(main_rows, ["name", "params", "measure", "input", "gflop", "cpu_ms", "wall_ms", "gflops_per_s",
-                              "fraction_of_matmul_peak", "rtf", "time_conv", "time_matmul", "time_other",
-                              "conv_gflops_per_s"], fmt),
+        _md_table(
+            main_rows,
+            [
+                "name",
+                "params",
+                "measure",
+                "input",
+                "gflop",
+                "cpu_ms",
+                "wall_ms",
+                "gflops_per_s",
+                "fraction_of_matmul_peak",
+                "rtf",
+                "time_conv",
+                "time_matmul",
+                "time_other",
+                "conv_gflops_per_s",
+            ],
+            fmt,
+        ),
         "",
         "conv_gflops_per_s = convolution FLOPs / (CPU time × time_conv): what the oneDNN convolution kernels reach "
         "alone (an estimate, the profiler adds overhead).",
@@ -271,13 +350,15 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for r in main_rows:
         if "time_conv" in r:
-            md.append(f"- {r['name']} {r['measure']}: {r['gflops_per_s']:.1f} GFLOP/s = "
-                      f"{100 * r['fraction_of_matmul_peak']:.0f} % of the matmul peak. Convolutions are "
-                      f"{100 * r['conv_flop_share']:.0f} % of the FLOPs and {100 * r['time_conv']:.0f} % of the time "
-                      f"(≈ {r['conv_gflops_per_s']:.0f} GFLOP/s = {100 * r['conv_gflops_per_s'] / peak:.0f} % of "
-                      f"peak inside them); {100 * r['time_other']:.0f} % of the time goes to FLOP-free, "
-                      f"memory-bound work (BatchNorm, activations, bilinear up-sampling and its backward, "
-                      f"concatenation, layout copies, STFT/iSTFT).")
+            md.append(
+                f"- {r['name']} {r['measure']}: {r['gflops_per_s']:.1f} GFLOP/s = "
+                f"{100 * r['fraction_of_matmul_peak']:.0f} % of the matmul peak. Convolutions are "
+                f"{100 * r['conv_flop_share']:.0f} % of the FLOPs and {100 * r['time_conv']:.0f} % of the time "
+                f"(≈ {r['conv_gflops_per_s']:.0f} GFLOP/s = {100 * r['conv_gflops_per_s'] / peak:.0f} % of "
+                f"peak inside them); {100 * r['time_other']:.0f} % of the time goes to FLOP-free, "
+                f"memory-bound work (BatchNorm, activations, bilinear up-sampling and its backward, "
+                f"concatenation, layout copies, STFT/iSTFT)."
+            )
     md += [
         "",
         f"quick model.*: {json.dumps({k: getattr(quick_cfg, k) for k in ('n_fft', 'hop', 'levels', 'modulator_levels', 'base_channels', 'max_channels', 'out_channels', 'res_blocks', 'sa_blocks', 'ca_blocks', 'heads', 'head_dim', 'mlp_dim', 'upsample_first')})}",
@@ -286,18 +367,40 @@ def main(argv: list[str] | None = None) -> int:
         "",
     ]
     if cand_rows:
-        md += ["## Quick-size candidates (model.* overrides of the quick profile)", "",
-               _md_table(cand_rows, ["name", "overrides", "params", "measure", "gflop", "cpu_ms", "gflops_per_s",
-                                     "fraction_of_matmul_peak"], fmt), ""]
+        md += [
+            "## Quick-size candidates (model.* overrides of the quick profile)",
+            "",
+            _md_table(
+                cand_rows,
+                [
+                    "name",
+                    "overrides",
+                    "params",
+                    "measure",
+                    "gflop",
+                    "cpu_ms",
+                    "gflops_per_s",
+                    "fraction_of_matmul_peak",
+                ],
+                fmt,
+            ),
+            "",
+        ]
     md += ["## Parameters", ""]
     for prof, (_, dim) in TOKENS.items():
         with torch.device("meta"):
             parts = Separator(get_config(prof).model, dim).parameter_summary()
         md.append(f"- {prof} (cond_dim {dim}): " + ", ".join(f"{k} {v:,}" for k, v in parts.items()))
-    md += ["", "### Table 7 variants at the paper size (cond_dim 768) vs the paper", "",
-           _md_table(t7, ["variant", "res/sa/ca", "ours_M", "paper_M", "ratio"], fmt), "",
-           "The paper's 81.4 M for the full model is not the sum of its own rows (30.7 + 43.6 for Res + 13.0 for "
-           "SA+CA = 87.3 M); the authors' code counts ≈ 87.7 M (official-code-notes §1.2), as ours does.", ""]
+    md += [
+        "",
+        "### Table 7 variants at the paper size (cond_dim 768) vs the paper",
+        "",
+        _md_table(t7, ["variant", "res/sa/ca", "ours_M", "paper_M", "ratio"], fmt),
+        "",
+        "The paper's 81.4 M for the full model is not the sum of its own rows (30.7 + 43.6 for Res + 13.0 for "
+        "SA+CA = 87.3 M); the authors' code counts ≈ 87.7 M (official-code-notes §1.2), as ours does.",
+        "",
+    ]
     (out / "benchmark_unet.md").write_text("\n".join(md))
     print(f"wrote {out / 'benchmark_unet.csv'} and {out / 'benchmark_unet.md'}")
     return 0

@@ -1,4 +1,5 @@
 """bimodal: weakly-supervised audio separation via bi-modal semantic similarity (ICLR 2024), runnable on a CPU."""
+
 import os as _os
 
 # laion_clap loads tokenizers from the model hub at import time and hangs for minutes without a network; we never

@@ -3,6 +3,7 @@
 Every reader converts to mono float32 at the requested rate and raises :class:`AudioError` naming the file when it
 cannot: missing, unreadable, empty, non-finite, or (when asked) silent or too short.
 """
+
 from __future__ import annotations
 
 from math import gcd

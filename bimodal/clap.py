@@ -20,6 +20,7 @@ Audio path as in the paper (Appendix E.2) and the authors' code: resample the pr
 fill to 10 s as laion-clap's ``repeatpad`` does (repeat ⌊480000/T⌋ times, zero-pad the rest), keep gradients. Longer
 inputs are centre-cropped to 10 s (laion-clap crops at random; a frozen loss must be deterministic).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -44,10 +45,23 @@ CONTEXT = 77  # tokens per prompt, as the authors' datasets tokenize (padding='m
 
 # roberta-base's published config (https://huggingface.co/roberta-base/blob/main/config.json), used when the
 # tokenizer folder has no config.json.
-ROBERTA_BASE = dict(vocab_size=50265, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                    intermediate_size=3072, hidden_act="gelu", hidden_dropout_prob=0.1,
-                    attention_probs_dropout_prob=0.1, max_position_embeddings=514, type_vocab_size=1,
-                    initializer_range=0.02, layer_norm_eps=1e-5, bos_token_id=0, pad_token_id=1, eos_token_id=2)
+ROBERTA_BASE = dict(
+    vocab_size=50265,
+    hidden_size=768,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    intermediate_size=3072,
+    hidden_act="gelu",
+    hidden_dropout_prob=0.1,
+    attention_probs_dropout_prob=0.1,
+    max_position_embeddings=514,
+    type_vocab_size=1,
+    initializer_range=0.02,
+    layer_norm_eps=1e-5,
+    bos_token_id=0,
+    pad_token_id=1,
+    eos_token_id=2,
+)
 
 
 def import_clap_module():
@@ -59,8 +73,10 @@ def import_clap_module():
         return sys.modules["clap_module"]
     spec = importlib.util.find_spec("laion_clap")  # locates the package without executing its __init__
     if spec is None or spec.origin is None:
-        raise ImportError("embedding.backend 'laion_clap' needs the laion-clap package: "
-                          "pip install 'laion-clap==1.1.7' (or the 'clap' extra of bimodal)")
+        raise ImportError(
+            "embedding.backend 'laion_clap' needs the laion-clap package: "
+            "pip install 'laion-clap==1.1.7' (or the 'clap' extra of bimodal)"
+        )
     folder = str(Path(spec.origin).parent)
     if folder not in sys.path:
         sys.path.append(folder)  # exactly what laion_clap/__init__ does, so `clap_module` is the same module
@@ -72,20 +88,26 @@ def load_roberta_tokenizer(folder: str | Path, expected_vocab: int = ROBERTA_VOC
     from transformers import RobertaTokenizer
 
     if not str(folder):
-        raise FileNotFoundError("config field 'embedding.tokenizer' is empty: point it at a local roberta-base "
-                                "tokenizer folder (vocab.json, merges.txt)")
+        raise FileNotFoundError(
+            "config field 'embedding.tokenizer' is empty: point it at a local roberta-base "
+            "tokenizer folder (vocab.json, merges.txt)"
+        )
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"embedding.tokenizer: tokenizer folder {folder} does not exist")
     for name in ("vocab.json", "merges.txt"):
         if not (folder / name).is_file():
-            raise FileNotFoundError(f"embedding.tokenizer: {folder / name} is missing (a roberta-base tokenizer "
-                                    f"folder holds vocab.json and merges.txt)")
+            raise FileNotFoundError(
+                f"embedding.tokenizer: {folder / name} is missing (a roberta-base tokenizer "
+                f"folder holds vocab.json and merges.txt)"
+            )
     tok = RobertaTokenizer.from_pretrained(str(folder), local_files_only=True)
     if len(tok) != expected_vocab:
-        raise ValueError(f"embedding.tokenizer: {folder} gives a tokenizer with {len(tok)} entries, expected "
-                         f"roberta-base's {expected_vocab}; a wrong folder or a placeholder tokenizer (transformers "
-                         f"5.x returns a silent 5-token one offline) would make every prompt look alike")
+        raise ValueError(
+            f"embedding.tokenizer: {folder} gives a tokenizer with {len(tok)} entries, expected "
+            f"roberta-base's {expected_vocab}; a wrong folder or a placeholder tokenizer (transformers "
+            f"5.x returns a silent 5-token one offline) would make every prompt look alike"
+        )
     return tok
 
 
@@ -105,8 +127,10 @@ def build_clap(audio_model: str = "HTSAT-base", text_config=None):
     from transformers import RobertaModel
 
     if audio_model not in _MODEL_CONFIGS or not audio_model.startswith("HTSAT"):
-        raise ValueError(f"config field 'embedding.audio_model': {audio_model!r} is not a LAION-CLAP HTSAT model; "
-                         f"choose one of {', '.join(k for k in _MODEL_CONFIGS if k.startswith('HTSAT'))}")
+        raise ValueError(
+            f"config field 'embedding.audio_model': {audio_model!r} is not a LAION-CLAP HTSAT model; "
+            f"choose one of {', '.join(k for k in _MODEL_CONFIGS if k.startswith('HTSAT'))}"
+        )
     text_config = text_config if text_config is not None else roberta_config(None)
     model_cfg = deepcopy(_MODEL_CONFIGS[audio_model])
     model_cfg["text_cfg"]["model_type"] = "roberta"
@@ -125,9 +149,11 @@ def load_clap_state_dict(path: str | Path, model: torch.nn.Module) -> None:
     """Load a LAION-CLAP checkpoint file into `model` (strict), naming the file in every error."""
     path = Path(path)
     if not str(path) or not path.is_file():
-        raise FileNotFoundError(f"embedding.checkpoint: LAION-CLAP checkpoint {path} does not exist (download e.g. "
-                                f"music_audioset_epoch_15_esc_90.14.pt from huggingface.co/lukewys/laion_clap "
-                                f"on a machine with internet and point the field at it)")
+        raise FileNotFoundError(
+            f"embedding.checkpoint: LAION-CLAP checkpoint {path} does not exist (download e.g. "
+            f"music_audioset_epoch_15_esc_90.14.pt from huggingface.co/lukewys/laion_clap "
+            f"on a machine with internet and point the field at it)"
+        )
     try:
         # weights_only=False: LAION checkpoints carry training metadata besides tensors; this is the user's own
         # local file (laion_clap's loader does the same).
@@ -138,7 +164,7 @@ def load_clap_state_dict(path: str | Path, model: torch.nn.Module) -> None:
     if not isinstance(state, dict) or not state:
         raise ValueError(f"embedding.checkpoint: {path} holds no state_dict")
     if next(iter(state)).startswith("module."):  # saved from DistributedDataParallel
-        state = {k[len("module."):]: v for k, v in state.items()}
+        state = {k[len("module.") :]: v for k, v in state.items()}
     expected = model.state_dict()
     for key in [k for k in state if k.endswith("embeddings.position_ids") and k not in expected]:
         del state[key]  # a buffer older transformers saved; ≥ 4.31 no longer persist it
@@ -146,10 +172,12 @@ def load_clap_state_dict(path: str | Path, model: torch.nn.Module) -> None:
     unexpected = sorted(set(state) - set(expected))
     bad_shape = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
     if missing or unexpected or bad_shape:
-        raise ValueError(f"embedding.checkpoint: {path} does not fit this LAION-CLAP model (check "
-                         f"embedding.audio_model and the RoBERTa config): {len(missing)} missing keys "
-                         f"{missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}, {len(bad_shape)} with "
-                         f"another shape {bad_shape[:3]}")
+        raise ValueError(
+            f"embedding.checkpoint: {path} does not fit this LAION-CLAP model (check "
+            f"embedding.audio_model and the RoBERTa config): {len(missing)} missing keys "
+            f"{missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}, {len(bad_shape)} with "
+            f"another shape {bad_shape[:3]}"
+        )
     model.load_state_dict(state, strict=True)
 
 
@@ -161,7 +189,7 @@ def repeatpad(wave: torch.Tensor, length: int = CLAP_SAMPLES) -> torch.Tensor:
     T = wave.shape[-1]
     if T > length:
         start = (T - length) // 2
-        return wave[..., start:start + length]
+        return wave[..., start : start + length]
     if T < length:
         wave = wave.repeat(1, length // T)
         wave = F.pad(wave, (0, length - wave.shape[-1]))
@@ -174,8 +202,14 @@ class LaionClapEmbedding(JointEmbedding):
 
     native_rate = CLAP_RATE
 
-    def __init__(self, checkpoint: str | Path | None, tokenizer: str | Path, audio_model: str = "HTSAT-base", *,
-                 expected_vocab: int = ROBERTA_VOCAB):
+    def __init__(
+        self,
+        checkpoint: str | Path | None,
+        tokenizer: str | Path,
+        audio_model: str = "HTSAT-base",
+        *,
+        expected_vocab: int = ROBERTA_VOCAB,
+    ):
         super().__init__()
         self.tokenizer = load_roberta_tokenizer(tokenizer, expected_vocab)
         self.clap = build_clap(audio_model, roberta_config(tokenizer))
@@ -192,8 +226,7 @@ class LaionClapEmbedding(JointEmbedding):
 
     def _encode_text(self, prompts: list[str], full_context: bool = True):
         # RoBERTa at its full context always (the authors' setting; this backend is for GPUs, not the CPU path)
-        batch = self.tokenizer(prompts, padding="max_length", truncation=True, max_length=CONTEXT,
-                               return_tensors="pt")
+        batch = self.tokenizer(prompts, padding="max_length", truncation=True, max_length=CONTEXT, return_tensors="pt")
         device = self.clap.logit_scale_a.device
         ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
         out = self.clap.text_branch(input_ids=ids, attention_mask=mask)
@@ -204,7 +237,6 @@ class LaionClapEmbedding(JointEmbedding):
         x = repeatpad(resample(wave, sample_rate, CLAP_RATE))  # [B, 480000] at 48 kHz
         feats = self.clap.audio_branch({"waveform": x}, mixup_lambda=None, device=x.device)["embedding"]
         return F.normalize(self.clap.audio_projection(feats), dim=-1)
-
 
 
 def write_test_tokenizer(folder: str | Path, *, vocab_entries: int = ROBERTA_VOCAB, text_layers: int = 1) -> Path:
@@ -230,8 +262,22 @@ def write_test_tokenizer(folder: str | Path, *, vocab_entries: int = ROBERTA_VOC
     vocab["<mask>"] = len(vocab)
     (folder / "vocab.json").write_text(json.dumps(vocab))
     (folder / "merges.txt").write_text("#version: 0.2\n")
-    (folder / "config.json").write_text(json.dumps(dict(
-        model_type="roberta", vocab_size=512, hidden_size=768, num_hidden_layers=text_layers, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=CONTEXT + 3, type_vocab_size=1, pad_token_id=1,
-        bos_token_id=0, eos_token_id=2, layer_norm_eps=1e-5)))
+    (folder / "config.json").write_text(
+        json.dumps(
+            dict(
+                model_type="roberta",
+                vocab_size=512,
+                hidden_size=768,
+                num_hidden_layers=text_layers,
+                num_attention_heads=2,
+                intermediate_size=64,
+                max_position_embeddings=CONTEXT + 3,
+                type_vocab_size=1,
+                pad_token_id=1,
+                bos_token_id=0,
+                eos_token_id=2,
+                layer_norm_eps=1e-5,
+            )
+        )
+    )
     return folder

@@ -1,5 +1,6 @@
 """The `bimodal` command. Each sub-command lives in its module as ``cli(argv) -> int`` and is imported lazily, so
 `bimodal versions` stays fast and one module's import error does not break the others."""
+
 from __future__ import annotations
 
 import importlib
@@ -13,7 +14,11 @@ COMMANDS = {
     "train": ("bimodal.train", "cli", "train one run (cached by config hash, resumes by default)"),
     "reproduce": ("bimodal.experiments.batch", "reproduce_cli", "run the notebooks with papermill and render tables"),
     "tables": ("bimodal.experiments.collect", "tables_cli", "train what a table needs and write results/<table>.csv"),
-    "report": ("bimodal.experiments.report", "report_cli", "write docs/RESULTS.md and README.md's claims from results/"),
+    "report": (
+        "bimodal.experiments.report",
+        "report_cli",
+        "write docs/RESULTS.md and README.md's claims from results/",
+    ),
 }
 
 
@@ -30,17 +35,24 @@ def versions_cli(argv: list[str]) -> int:
 
 # The project's expected errors (module, class): bad input or damaged state the message fully explains, printed as
 # one line without a traceback. ConfigError (a value, field or path that does not fit) is a usage error: exit 2.
-EXPECTED_ERRORS = [("bimodal.config", "ConfigError"), ("bimodal.model", "CheckpointError"),
-                   ("bimodal.datasets.manifest", "DatasetNotBuilt"), ("bimodal.audio", "AudioError"),
-                   ("bimodal.utils", "NotWritable")]
+EXPECTED_ERRORS = [
+    ("bimodal.config", "ConfigError"),
+    ("bimodal.model", "CheckpointError"),
+    ("bimodal.datasets.manifest", "DatasetNotBuilt"),
+    ("bimodal.audio", "AudioError"),
+    ("bimodal.utils", "NotWritable"),
+]
 USAGE_ERRORS = ("ConfigError",)
 
 
 def _expected(exc: BaseException) -> bool:
     """Whether `exc` is one of EXPECTED_ERRORS or a plain OSError (a file that is missing or cannot be written;
     its message names the file). Looked up in sys.modules: a module that was never imported raised nothing."""
-    types = [getattr(sys.modules[m], name) for m, name in EXPECTED_ERRORS
-             if m in sys.modules and hasattr(sys.modules[m], name)]
+    types = [
+        getattr(sys.modules[m], name)
+        for m, name in EXPECTED_ERRORS
+        if m in sys.modules and hasattr(sys.modules[m], name)
+    ]
     return isinstance(exc, (OSError, *types))
 
 
@@ -73,8 +85,10 @@ def _dispatch(argv: list[str]) -> int:
         print("usage: bimodal COMMAND [options]\n\ncommands:")
         for name, (_, _, text) in COMMANDS.items():
             print(f"  {name:<10} {text}")
-        print("\n`bimodal COMMAND --help` for a command's options; `--debug` (or BIMODAL_DEBUG=1) shows the traceback "
-              "of an expected error.")
+        print(
+            "\n`bimodal COMMAND --help` for a command's options; `--debug` (or BIMODAL_DEBUG=1) shows the traceback "
+            "of an expected error."
+        )
         return 0
     if argv[0] not in COMMANDS:
         print(f"bimodal: unknown command {argv[0]!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)

@@ -16,6 +16,7 @@ of reductions) and the device — is part of the run's identity (:func:`executio
 bimodal.train.run_id and recorded in summary.json). Runs that agree on all of it and on the config are
 bit-identical on this CPU (tests/test_train.py trains one twice).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -52,5 +53,10 @@ def execution(threads: int | None = None, device: str = "cpu") -> dict[str, str]
     `threads` = the intra-op thread count the run will use (None = torch's current setting)."""
     import torch
 
-    return {"path": "reference" if _reference else f"fast-v{FAST_PATH_VERSION}", "torch": torch.__version__.split("+")[0], "cpu": torch.backends.cpu.get_cpu_capability(),
-            "threads": str(int(threads or torch.get_num_threads())), "device": device}
+    return {
+        "path": "reference" if _reference else f"fast-v{FAST_PATH_VERSION}",
+        "torch": torch.__version__.split("+")[0],
+        "cpu": torch.backends.cpu.get_cpu_capability(),
+        "threads": str(int(threads or torch.get_num_threads())),
+        "device": device,
+    }

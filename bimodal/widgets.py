@@ -1,6 +1,7 @@
 """Listening widgets for the notebooks (ipywidgets). The logic lives in plain methods (`separate`, `answer`,
 `table`) that the tests call directly; the widgets only wire buttons to them, so "driven from code" and "clicked in
 JupyterLab" run the same path."""
+
 from __future__ import annotations
 
 import csv
@@ -92,8 +93,16 @@ class ListeningTest:
     "Which sound do you hear? A / B / Both / None" where A and B are the two sources of the mixture and the query
     was A. Answers append to a CSV; `table()` computes Correct / Wrong / Both / None per model."""
 
-    def __init__(self, models: dict, embedding, dataset, sample_rate: int, answers_csv: str | Path,
-                 n_trials: int = 20, seed: int = 0):
+    def __init__(
+        self,
+        models: dict,
+        embedding,
+        dataset,
+        sample_rate: int,
+        answers_csv: str | Path,
+        n_trials: int = 20,
+        seed: int = 0,
+    ):
         self.models, self.embedding, self.dataset = models, embedding, dataset
         self.sample_rate, self.answers_csv = sample_rate, Path(answers_csv)
         rng = random.Random(seed)
@@ -164,8 +173,10 @@ class ListeningTest:
                     display(self.table())
                     return
                 t = self.trial()
-                print(f"trial {self.position + 1}/{len(self.trials)}: A = {t['A']}, B = {t['B']}. "
-                      "Which sound do you hear?")
+                print(
+                    f"trial {self.position + 1}/{len(self.trials)}: A = {t['A']}, B = {t['B']}. "
+                    "Which sound do you hear?"
+                )
                 display(_audio(t["estimate"], self.sample_rate))
 
         def begin(_):

@@ -16,8 +16,10 @@ def pytest_report_header(config):
     # what CI logs need to explain a slow run: the CPUs torch sees vs the ones this process may use
     from bimodal.utils import available_cpus
 
-    return (f"bimodal: os.cpu_count()={os.cpu_count()}, available_cpus()={available_cpus()}, "
-            f"torch threads={torch.get_num_threads()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
+    return (
+        f"bimodal: os.cpu_count()={os.cpu_count()}, available_cpus()={available_cpus()}, "
+        f"torch threads={torch.get_num_threads()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}"
+    )
 
 
 def pytest_configure(config):

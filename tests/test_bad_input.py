@@ -1,5 +1,6 @@
 """Bad input and damaged state (issue 21): outputs namespaced by profile, run folders that keep their word,
 validation before work is spent, one-line expected errors."""
+
 from __future__ import annotations
 
 import json
@@ -12,6 +13,7 @@ from bimodal import utils
 
 # ---------------------------------------------------------------------------------------------------------------
 # Namespaced outputs
+
 
 @pytest.fixture()
 def fake_repo(tmp_path, monkeypatch):
@@ -54,13 +56,13 @@ def test_a_smoke_table_never_touches_the_committed_results(fake_repo, monkeypatc
 def test_notebooks_write_results_and_figures_under_their_profile():
     # every results_root()/figures_root() call in a notebook names the notebook's profile parameter
     for path in sorted((utils.REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
-        code = "".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"]
-                       if c["cell_type"] == "code")
+        code = "".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
         assert "results_root()" not in code and "figures_root()" not in code, path.name
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Run folders that keep their word (smoke runs of 2 epochs, a few seconds each)
+
 
 def _smoke(**over):
     from bimodal.config import get_config
@@ -201,13 +203,22 @@ def test_the_lock_waiting_line_goes_to_stderr(tmp_path, capsys, monkeypatch):
 # ---------------------------------------------------------------------------------------------------------------
 # Validate before spending work; one-line expected errors (the CLI in this process: no training starts in any case)
 
-@pytest.mark.parametrize("overrides, field", [
-    ({"train.epochs": 0}, "train.epochs"), ({"train.epochs": -3}, "train.epochs"),
-    ({"train.lr": "nan"}, "train.lr"), ({"train.lr": -1e-3}, "train.lr"), ({"train.lr": "inf"}, "train.lr"),
-    ({"train.batch_size": 0}, "train.batch_size"), ({"train.eval_every": 0}, "train.eval_every"),
-    ({"train.alpha": "nan"}, "train.alpha"), ({"embedding.lr": "nan"}, "embedding.lr"),
-    ({"data.train_items_per_epoch": 3}, "data.train_items_per_epoch"),  # < smoke batch size 4: no batch
-])
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"train.epochs": 0}, "train.epochs"),
+        ({"train.epochs": -3}, "train.epochs"),
+        ({"train.lr": "nan"}, "train.lr"),
+        ({"train.lr": -1e-3}, "train.lr"),
+        ({"train.lr": "inf"}, "train.lr"),
+        ({"train.batch_size": 0}, "train.batch_size"),
+        ({"train.eval_every": 0}, "train.eval_every"),
+        ({"train.alpha": "nan"}, "train.alpha"),
+        ({"embedding.lr": "nan"}, "embedding.lr"),
+        ({"data.train_items_per_epoch": 3}, "data.train_items_per_epoch"),  # < smoke batch size 4: no batch
+    ],
+)
 def test_values_that_do_not_fit_are_refused_naming_the_field(overrides, field):
     from bimodal.config import ConfigError, get_config
 
@@ -250,16 +261,28 @@ CLI_CASES = {  # name: (argv with {tmp} for the fixture's folder, exit code, tex
     "lr nan": (["train", "--profile", "smoke", "--set", "train.lr=nan"], 2, "'train.lr' must be a finite"),
     "lr negative": (["train", "--profile", "smoke", "--set", "train.lr=-1"], 2, "'train.lr' must be > 0"),
     "batch 0": (["train", "--profile", "smoke", "--set", "train.batch_size=0"], 2, "'train.batch_size'"),
-    "test set": (["train", "--profile", "smoke", "--run-dir", "{tmp}/run", "--test-sets", "test9"], 2,
-                 "unknown test set(s) 'test9'; choose from test2, test3"),
+    "test set": (
+        ["train", "--profile", "smoke", "--run-dir", "{tmp}/run", "--test-sets", "test9"],
+        2,
+        "unknown test set(s) 'test9'; choose from test2, test3",
+    ),
     "run dir is a file": (["train", "--profile", "smoke", "--run-dir", "{tmp}/a_file"], 2, "is a file"),
-    "index lacks columns": (["train", "--profile", "smoke", "--run-dir", "{tmp}/run", "--set",
-                             "data.dataset={tmp}/no_split.csv"], 2, "index lacks columns ['split']"),
-    "index file missing": (["train", "--profile", "smoke", "--run-dir", "{tmp}/run", "--set",
-                            "data.dataset={tmp}/missing.csv"], 2, "1 of 2 indexed audio files do not exist"),
+    "index lacks columns": (
+        ["train", "--profile", "smoke", "--run-dir", "{tmp}/run", "--set", "data.dataset={tmp}/no_split.csv"],
+        2,
+        "index lacks columns ['split']",
+    ),
+    "index file missing": (
+        ["train", "--profile", "smoke", "--run-dir", "{tmp}/run", "--set", "data.dataset={tmp}/missing.csv"],
+        2,
+        "1 of 2 indexed audio files do not exist",
+    ),
     "reproduce 99": (["reproduce", "--only", "99"], 2, "no notebook 99; notebooks: 00_data"),
-    "data root not writable": (["data", "build", "--profile", "smoke", "--no-record", "--root", "{tmp}/a_file/data"],
-                               2, "is not a writable folder"),
+    "data root not writable": (
+        ["data", "build", "--profile", "smoke", "--no-record", "--root", "{tmp}/a_file/data"],
+        2,
+        "is not a writable folder",
+    ),
 }
 
 
@@ -295,8 +318,10 @@ def test_train_profile_help_shows_the_choices_and_the_default(capsys):
 # ---------------------------------------------------------------------------------------------------------------
 # bimodal separate: the output path and the options are checked before any separation work
 
+
 class _FakeEmbedding:
     """Deterministic per-prompt token states of width 24 (tests/test_model.py's stand-in; no model loaded)."""
+
     token_dim = 24
 
     def embed_text(self, prompts, padding_states=False):
@@ -304,8 +329,9 @@ class _FakeEmbedding:
 
         import torch
 
-        tokens = torch.stack([torch.randn(5, 24, generator=torch.Generator().manual_seed(zlib.crc32(p.encode())))
-                              for p in prompts])
+        tokens = torch.stack(
+            [torch.randn(5, 24, generator=torch.Generator().manual_seed(zlib.crc32(p.encode()))) for p in prompts]
+        )
         return tokens.mean(1), tokens, torch.ones(len(prompts), 5, dtype=torch.bool)
 
 
@@ -324,8 +350,9 @@ def separation(tmp_path, monkeypatch):
     cfg = get_config("smoke")
     torch_ckpt = tmp_path / "best.pt"
     Separator(cfg.model, 24).save(torch_ckpt, config=cfg.to_dict())
-    monkeypatch.setitem(sys.modules, "bimodal.backends",
-                        types.SimpleNamespace(load_embedding=lambda _cfg: _FakeEmbedding()))
+    monkeypatch.setitem(
+        sys.modules, "bimodal.backends", types.SimpleNamespace(load_embedding=lambda _cfg: _FakeEmbedding())
+    )
 
     def mixture(peak: float = 0.5) -> Path:
         t = np.arange(11025) / 11025
@@ -369,21 +396,34 @@ def test_separate_refuses_bad_options_before_separating(case, separation, capsys
 
 def test_separate_given_a_resume_file_names_best_pt(separation, clean_run, capsys):
     folder, mixture, _ = separation
-    rc, _, err = _cli(["separate", str(mixture()), "the sound of violin", "-o", str(folder / "o.wav"),
-                       "--checkpoint", str(clean_run[0] / "last.pt")], capsys)
+    rc, _, err = _cli(
+        [
+            "separate",
+            str(mixture()),
+            "the sound of violin",
+            "-o",
+            str(folder / "o.wav"),
+            "--checkpoint",
+            str(clean_run[0] / "last.pt"),
+        ],
+        capsys,
+    )
     assert rc == 1 and "pass the run's best.pt" in err and "Weights only" not in err
 
 
-@pytest.mark.parametrize("suffix, subtype, warned", [(".wav", "FLOAT", "saved as 32-bit float"),
-                                                     (".ogg", "VORBIS", "peak-normalised to 0.99")])
+@pytest.mark.parametrize(
+    "suffix, subtype, warned",
+    [(".wav", "FLOAT", "saved as 32-bit float"), (".ogg", "VORBIS", "peak-normalised to 0.99")],
+)
 def test_a_loud_separation_is_not_clipped_silently(separation, capsys, suffix, subtype, warned):
     import numpy as np
     import soundfile as sf
 
     folder, mixture, ckpt = separation
     out = folder / f"loud{suffix}"
-    rc, _, err = _cli(["separate", str(mixture(peak=50.0)), "the sound of violin", "-o", str(out),
-                       "--checkpoint", str(ckpt)], capsys)
+    rc, _, err = _cli(
+        ["separate", str(mixture(peak=50.0)), "the sound of violin", "-o", str(out), "--checkpoint", str(ckpt)], capsys
+    )
     assert rc == 0, err
     assert warned in err and sf.info(out).subtype == subtype
     data, _ = sf.read(out)
@@ -397,16 +437,27 @@ def test_separate_writes_the_formats_soundfile_knows(separation, capsys):
     folder, mixture, ckpt = separation
     for suffix in (".flac", ".mp3"):
         out = folder / f"quiet{suffix}"
-        rc, _, err = _cli(["separate", str(mixture()), "the sound of violin", "-o", str(out), "--checkpoint",
-                           str(ckpt)], capsys)
+        rc, _, err = _cli(
+            ["separate", str(mixture()), "the sound of violin", "-o", str(out), "--checkpoint", str(ckpt)], capsys
+        )
         assert rc == 0 and "warning" not in err, err
         assert sf.info(out).samplerate == 11025
 
 
 def test_a_prompt_outside_the_surrogates_vocabulary_is_warned_about(separation, capsys):
     folder, mixture, ckpt = separation
-    rc, _, err = _cli(["separate", str(mixture()), "a dog barking in the rain", "-o", str(folder / "dog.wav"),
-                       "--checkpoint", str(ckpt)], capsys)
+    rc, _, err = _cli(
+        [
+            "separate",
+            str(mixture()),
+            "a dog barking in the rain",
+            "-o",
+            str(folder / "dog.wav"),
+            "--checkpoint",
+            str(ckpt),
+        ],
+        capsys,
+    )
     assert rc == 0 and "names none of the" in err
 
 
@@ -417,8 +468,20 @@ def test_a_long_separation_shows_a_bar_over_its_windows(separation, capsys):
     folder, _, ckpt = separation
     mix = folder / "long.wav"
     sf.write(mix, (0.3 * np.sin(np.arange(3 * 11025) * 0.05)).astype(np.float32), 11025)
-    rc, _, err = _cli(["separate", str(mix), "the sound of violin", "-o", str(folder / "o.wav"), "--checkpoint",
-                       str(ckpt), "--chunk-seconds", "1"], capsys)
+    rc, _, err = _cli(
+        [
+            "separate",
+            str(mix),
+            "the sound of violin",
+            "-o",
+            str(folder / "o.wav"),
+            "--checkpoint",
+            str(ckpt),
+            "--chunk-seconds",
+            "1",
+        ],
+        capsys,
+    )
     assert rc == 0 and "separating" in err and "/6 " in err  # 3 s in 1 s windows at 0.5 s steps: 6 windows
 
 
@@ -432,8 +495,9 @@ def test_a_bare_train_says_it_trains_the_quick_profile(capsys, monkeypatch):
     assert json.loads(out) == {"finished": True}  # stdout: the JSON summary alone
 
 
-def test_a_finished_run_with_a_damaged_best_checkpoint_is_rebuilt_when_a_notebook_loads_it(clean_run, tmp_path,
-                                                                                            monkeypatch, capsys):
+def test_a_finished_run_with_a_damaged_best_checkpoint_is_rebuilt_when_a_notebook_loads_it(
+    clean_run, tmp_path, monkeypatch, capsys
+):
     import torch
 
     from bimodal import experiments as X

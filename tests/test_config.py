@@ -20,20 +20,23 @@ def test_override_changes_hash_and_types_values():
     assert base.train.method == "proposed"  # the original is untouched
 
 
-@pytest.mark.parametrize("overrides, field", [
-    ({"train.lerning_rate": 1}, "train.lerning_rate"),
-    ({"dataa.k_sources": 2}, "dataa"),
-    ({"data.k_sources": 7}, "data.k_sources"),
-    ({"data.k_sources": "two"}, "data.k_sources"),
-    ({"model.n_fft": 1024}, "model.n_fft"),
-    ({"data.segment_samples": 9000}, "data.segment_samples"),
-    ({"train.losses": "url+foo"}, "train.losses"),
-    ({"train.method": "semi_supervised"}, "data.single_source_fraction"),
-    ({"embedding.soundfonts": "timgm6mb,fluidr3"}, "embedding.soundfonts"),
-    ({"embedding.soundfonts": "csound,csound"}, "embedding.soundfonts"),
-    ({"embedding.soundfonts": ""}, "embedding.soundfonts"),
-    ({"embedding.objective": "triplet"}, "embedding.objective"),
-])
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"train.lerning_rate": 1}, "train.lerning_rate"),
+        ({"dataa.k_sources": 2}, "dataa"),
+        ({"data.k_sources": 7}, "data.k_sources"),
+        ({"data.k_sources": "two"}, "data.k_sources"),
+        ({"model.n_fft": 1024}, "model.n_fft"),
+        ({"data.segment_samples": 9000}, "data.segment_samples"),
+        ({"train.losses": "url+foo"}, "train.losses"),
+        ({"train.method": "semi_supervised"}, "data.single_source_fraction"),
+        ({"embedding.soundfonts": "timgm6mb,fluidr3"}, "embedding.soundfonts"),
+        ({"embedding.soundfonts": "csound,csound"}, "embedding.soundfonts"),
+        ({"embedding.soundfonts": ""}, "embedding.soundfonts"),
+        ({"embedding.objective": "triplet"}, "embedding.objective"),
+    ],
+)
 def test_bad_config_names_the_field(overrides, field):
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         get_config("smoke", overrides)
@@ -71,8 +74,12 @@ def test_hang_dump_writes_the_stacks_of_a_stuck_process(tmp_path):
 
     dump = tmp_path / "stacks.txt"
     env = {**os.environ, "BIMODAL_HANG_DUMP": f"0.3:{dump}"}
-    subprocess.run([sys.executable, "-c", "import bimodal, time\ndef stuck_here():\n    time.sleep(1.2)\nstuck_here()"],
-                   env=env, check=True, timeout=60)
+    subprocess.run(
+        [sys.executable, "-c", "import bimodal, time\ndef stuck_here():\n    time.sleep(1.2)\nstuck_here()"],
+        env=env,
+        check=True,
+        timeout=60,
+    )
     assert "stuck_here" in dump.read_text()
 
 

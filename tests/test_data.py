@@ -1,4 +1,5 @@
 """bimodal.datasets on the smoke profile, in temporary folders (never the repo's data/)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -40,6 +41,7 @@ def manifest(smoke_cfg):
 # ---------------------------------------------------------------------------------------------------------------
 # prompts, classes
 
+
 def test_classes_and_prompts():
     assert len(D.CLASSES) == 21 and len(set(D.CLASSES)) == 21
     assert "acoustic guitar" in D.CLASSES and "electric bass" in D.CLASSES
@@ -54,6 +56,7 @@ def test_classes_and_prompts():
 
 # ---------------------------------------------------------------------------------------------------------------
 # SynthMUSIC-21
+
 
 def test_manifest_complete_and_clips_valid(manifest, smoke_cfg):
     cfg = smoke_cfg
@@ -121,7 +124,7 @@ def test_repeated_pitch_is_not_cut_by_late_note_off():
     ev = [(round(e.t, 3), e.kind) for e in score.timeline()]
     assert ev == [(0.0, "on"), (0.45, "off"), (0.45, "on"), (0.95, "off")]
     wave = render.get_renderer(str(soundfonts.fluidr3_path())).render(score, 22050, 0)
-    late = wave[int(0.6 * 22050):int(0.9 * 22050)]
+    late = wave[int(0.6 * 22050) : int(0.9 * 22050)]
     assert np.sqrt(np.mean(late**2)) > 0.1 * np.sqrt(np.mean(wave[:9000] ** 2))
 
 
@@ -140,6 +143,7 @@ def test_erhu_is_not_violin_again():
 
 # ---------------------------------------------------------------------------------------------------------------
 # embedding corpus
+
 
 def test_embedding_corpus(smoke_root, manifest):
     emb = D.build_embedding_corpus("smoke", smoke_root, verbose=False)
@@ -172,14 +176,16 @@ def test_embedding_corpus_second_soundfont_renders_the_same_scores(smoke_root, m
         assert sr == SR and not is_silent(wave)
     # labels a SoundFont cannot sound are left out of its corpus (opl3 has no triangle or castanets)
     monkeypatch.setitem(soundfonts.SOUNDFONT_SILENT_LABELS, "csound", ("piano",))
-    assert set(D.build_embedding_corpus("smoke", smoke_root, verbose=False, labels=labels,
-                                        soundfont="csound")["label"]) == {"violin", "drum"}
+    assert set(
+        D.build_embedding_corpus("smoke", smoke_root, verbose=False, labels=labels, soundfont="csound")["label"]
+    ) == {"violin", "drum"}
     with pytest.raises(ValueError, match="unknown corpus SoundFont 'fluidr3'"):
         D.build_embedding_corpus("smoke", smoke_root, verbose=False, labels=labels, soundfont="fluidr3")
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # mixtures
+
 
 def test_mixture_dataset_shapes_scaling_and_classes(manifest, smoke_cfg):
     ds = D.MixtureDataset(smoke_cfg, manifest, "train", k_sources=2, n_mix=2, seed=3, items=12)
@@ -233,7 +239,8 @@ def test_semi_supervised_partition(smoke_cfg, manifest):
     used_single = {p for i in range(3) for ps in single[i]["paths"] for p in ps}
     assert used_single <= set(train.loc[train["subset"] == "single", "path"])
     assert not {p for i in range(3) for ps in mixture[i]["paths"] for p in ps} & set(
-        train.loc[train["subset"] == "single", "path"])
+        train.loc[train["subset"] == "single", "path"]
+    )
     assert list(D.load_manifest(cfg)["subset"]) == list(m["subset"])  # seeded
     with pytest.raises(ValueError, match="single_source_fraction"):
         D.MixtureDataset(smoke_cfg, D.load_manifest(smoke_cfg), subset="single")
@@ -247,13 +254,14 @@ def test_too_many_sources_for_classes(manifest, smoke_cfg):
 # ---------------------------------------------------------------------------------------------------------------
 # evaluation compositions
 
+
 @pytest.mark.parametrize("profile", ["smoke", "quick", "paper"])
 def test_shipped_compositions_match_code(profile):
     cfg = get_config(profile).data
     for name in ("val2", "test2", "test3"):
         shipped = pd.read_csv(D.composition_path(cfg, name), keep_default_na=False)
         pd.testing.assert_frame_equal(shipped, D.make_composition(cfg, name), check_dtype=False)
-    val = pd.read_csv(D.composition_path(cfg, "val2"), keep_default_na=False).iloc[:cfg.val_mixtures]
+    val = pd.read_csv(D.composition_path(cfg, "val2"), keep_default_na=False).iloc[: cfg.val_mixtures]
     assert val["cls_1"].nunique() >= min(21, cfg.val_mixtures // 2)  # a truncated set still spans the classes
 
 
@@ -276,8 +284,9 @@ def test_eval_dataset(manifest, smoke_cfg):
         row = comp.iloc[0]
         clip, _ = sf.read(D.synthmusic21_dir(smoke_cfg) / row["path_1"], dtype="float32")
         start = (smoke_cfg.clip_samples - smoke_cfg.segment_samples) // 2
-        np.testing.assert_allclose(ds[0]["sources"][0].numpy(),
-                                   clip[start:start + smoke_cfg.segment_samples] / n_src, atol=1e-7)
+        np.testing.assert_allclose(
+            ds[0]["sources"][0].numpy(), clip[start : start + smoke_cfg.segment_samples] / n_src, atol=1e-7
+        )
     with pytest.raises(ValueError):
         D.EvalMixtureDataset(smoke_cfg, "test9")
 
@@ -286,16 +295,28 @@ def test_eval_dataset(manifest, smoke_cfg):
 # captions (Table 5)
 
 TABLE5 = [
-    ("A young female speaks, followed by spraying and a female screaming",
-     ["A young female speaks", "Spraying and a female screaming"]),
-    ("Motor noise is followed by a horn honking and a siren wailing",
-     ["Motor noise", "A horn honking", "A siren wailing"]),
-    ("Rustling occurs, ducks quack and water splashes, followed by an adult female and adult male speaking and duck "
-     "calls being blown",
-     ["Rustling occurs", "Ducks quack and water splashes", "An adult female and adult male speaking",
-      "Duck calls being blown"]),
-    ("An audience gives applause as a man yells and a group sings",
-     ["An audience gives applause", "A man yells", "A group sings"]),
+    (
+        "A young female speaks, followed by spraying and a female screaming",
+        ["A young female speaks", "Spraying and a female screaming"],
+    ),
+    (
+        "Motor noise is followed by a horn honking and a siren wailing",
+        ["Motor noise", "A horn honking", "A siren wailing"],
+    ),
+    (
+        "Rustling occurs, ducks quack and water splashes, followed by an adult female and adult male speaking and duck "
+        "calls being blown",
+        [
+            "Rustling occurs",
+            "Ducks quack and water splashes",
+            "An adult female and adult male speaking",
+            "Duck calls being blown",
+        ],
+    ),
+    (
+        "An audience gives applause as a man yells and a group sings",
+        ["An audience gives applause", "A man yells", "A group sings"],
+    ),
     ("A man speaks over intermittent keyboard taps", ["A man speaks", "Intermittent keyboard taps"]),
     ("An airplane engine runs", ["An airplane engine"]),
 ]
@@ -313,6 +334,7 @@ def test_split_caption_edge_cases():
 
 # ---------------------------------------------------------------------------------------------------------------
 # real-dataset indexes: tiny fixture folders made here
+
 
 def _tone(seconds, sr, channels=1):
     t = np.arange(int(seconds * sr)) / sr
@@ -362,21 +384,25 @@ def test_index_vggsound_and_audiocaps(tmp_path):
     clips.mkdir()
     sf.write(clips / "abc_000030.wav", _tone(1.5, 16000), 16000)
     sf.write(clips / "def_000010.wav", _tone(0.1, 16000), 16000)
-    (tmp_path / "vgg.csv").write_text("abc,30,dog barking,train\ndef,10,\"cat, meowing\",test\nzzz,0,owl,test\n")
+    (tmp_path / "vgg.csv").write_text('abc,30,dog barking,train\ndef,10,"cat, meowing",test\nzzz,0,owl,test\n')
     index, skipped = D.index_vggsound(tmp_path / "vgg.csv", clips, tmp_path / "vgg_index.csv", verbose=False)
     assert list(index["cls"]) == ["dog barking"] and len(skipped) == 2
     sf.write(clips / "Yxyz.wav", _tone(1.5, 32000, 2), 32000)
-    (tmp_path / "ac.csv").write_text("audiocap_id,youtube_id,start_time,caption\n"
-                                     "1,xyz,0,A man speaks over intermittent keyboard taps\n2,nope,0,Rain falls\n")
-    index, skipped = D.index_audiocaps(tmp_path / "ac.csv", clips, tmp_path / "ac_index.csv", split="test",
-                                       verbose=False)
+    (tmp_path / "ac.csv").write_text(
+        "audiocap_id,youtube_id,start_time,caption\n"
+        "1,xyz,0,A man speaks over intermittent keyboard taps\n2,nope,0,Rain falls\n"
+    )
+    index, skipped = D.index_audiocaps(
+        tmp_path / "ac.csv", clips, tmp_path / "ac_index.csv", split="test", verbose=False
+    )
     assert index["phrases"].tolist() == ["A man speaks|Intermittent keyboard taps"] and len(skipped) == 1
     assert index["split"].tolist() == ["test"]
 
 
 def test_cli_build_smoke(smoke_root, manifest, capsys):
-    assert data_cli(["build", "--profile", "smoke", "--what", "separation", "--root", str(smoke_root),
-                  "--no-record"]) == 0
+    assert (
+        data_cli(["build", "--profile", "smoke", "--what", "separation", "--root", str(smoke_root), "--no-record"]) == 0
+    )
     assert f"{len(manifest)} clips, 0 rendered" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         data_cli(["build", "--profile", "nope"])
@@ -393,29 +419,48 @@ def test_loading_never_renders_a_missing_dataset(tmp_path, smoke_root, manifest,
         D.load_manifest(cfg)
     with pytest.raises(D.DatasetNotBuilt, match="evaluation set 'test2' needs .* run `bimodal data build"):
         D.EvalMixtureDataset(cfg, "test2")
-    with pytest.raises(D.DatasetNotBuilt, match="embedding corpus in csound .* --what embedding --set "
-                                                "embedding.soundfonts=csound"):
+    with pytest.raises(
+        D.DatasetNotBuilt, match="embedding corpus in csound .* --what embedding --set embedding.soundfonts=csound"
+    ):
         load_corpus("smoke", tmp_path, ("csound",))
     # a size no profile has: the command says which fields to set
     big = get_config("smoke", {"data.clips_per_class": 7}).data
-    assert build_command(big) == ("bimodal data build --profile quick --what separation --set data.clip_samples=16383 "
-                                  "--set data.clips_per_class=7 --set data.embedding_clips_per_label=2")
+    assert build_command(big) == (
+        "bimodal data build --profile quick --what separation --set data.clip_samples=16383 "
+        "--set data.clips_per_class=7 --set data.embedding_clips_per_label=2"
+    )
     # a built dataset with a clip gone names the clip; the complete one loads as built
     complete = get_config("smoke", {"data.root": str(smoke_root)}).data
     assert list(D.load_manifest(complete)["sha256"]) == list(manifest["sha256"])
     gone = Path(manifest["path"].iloc[3])
     moved = gone.rename(gone.with_suffix(".bak"))
     try:
-        with pytest.raises(D.DatasetNotBuilt, match=f"lacks 1 of its 126 clips \\(e.g. clips/{gone.parent.name}/"
-                                                    f"{gone.name}\\)"):
+        with pytest.raises(
+            D.DatasetNotBuilt, match=f"lacks 1 of its 126 clips \\(e.g. clips/{gone.parent.name}/{gone.name}\\)"
+        ):
             D.load_manifest(complete)
     finally:
         moved.rename(gone)
 
 
 def test_cli_build_takes_config_overrides(smoke_root, manifest, capsys):
-    assert data_cli(["build", "--profile", "smoke", "--what", "separation", "--root", str(smoke_root),
-                     "--set", "data.clips_per_class=3", "--no-record"]) == 0
+    assert (
+        data_cli(
+            [
+                "build",
+                "--profile",
+                "smoke",
+                "--what",
+                "separation",
+                "--root",
+                str(smoke_root),
+                "--set",
+                "data.clips_per_class=3",
+                "--no-record",
+            ]
+        )
+        == 0
+    )
     assert f"{21 * 3} clips, 0 rendered" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         data_cli(["build", "--profile", "smoke", "--set", "data.nope=1"])

@@ -1,5 +1,6 @@
 """README.md is a user's guide: short, without history (dates and commit hashes go to CHANGELOG.md), and its
 generated sections sit between the markers `bimodal report` rewrites."""
+
 import re
 
 from bimodal.utils import REPO_ROOT

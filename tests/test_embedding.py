@@ -1,6 +1,7 @@
 """The joint embedding: both backends against one interface, checkpoints, errors, and the surrogate's training and
 zero-shot evaluation on hand-built cases. LAION-CLAP runs offline with random weights (HTSAT-tiny, a one-layer
 RoBERTa, a synthetic 50,265-entry tokenizer)."""
+
 import math
 import sys
 
@@ -56,6 +57,7 @@ def _tone(n, sr=11025, f0=440.0, seed=0):
 # ---------------------------------------------------------------------------------------------------------------
 # the interface, for both backends
 
+
 def test_text_shapes_norm_mask(backend):
     pooled, tokens, mask = backend.embed_text(PROMPTS)
     assert pooled.shape == (3, backend.embed_dim)
@@ -105,7 +107,9 @@ def test_text_cache(backend, monkeypatch):
     backend._text_cache.clear()
     calls = []
     original = backend._encode_text
-    monkeypatch.setattr(backend, "_encode_text", lambda prompts, **kw: calls.append(list(prompts)) or original(prompts, **kw))
+    monkeypatch.setattr(
+        backend, "_encode_text", lambda prompts, **kw: calls.append(list(prompts)) or original(prompts, **kw)
+    )
     a = backend.embed_text(["The sound of violin", "The sound of cello", "The sound of violin"])
     b = backend.embed_text(["The sound of cello", "The sound of violin"])
     # each prompt encoded once (duplicates too), one at a time so its embedding never depends on its batch
@@ -124,6 +128,7 @@ def test_bad_inputs(backend):
 
 # ---------------------------------------------------------------------------------------------------------------
 # the surrogate
+
 
 def test_surrogate_checkpoint_round_trip(surrogate, tmp_path):
     wave = torch.from_numpy(np.stack([_tone(9000), _tone(9000, f0=660.0)]))
@@ -182,6 +187,7 @@ def test_shipped_surrogate_loads_and_separates_prompts():
 # ---------------------------------------------------------------------------------------------------------------
 # LAION-CLAP specifics
 
+
 def test_laion_import_avoids_hub_loading_package(laion):
     assert "clap_module" in sys.modules
     assert "laion_clap.training.data" not in sys.modules and "laion_clap.hook" not in sys.modules
@@ -222,6 +228,7 @@ def test_laion_checkpoint_round_trip(laion, tokenizer_dir, tmp_path):
 # ---------------------------------------------------------------------------------------------------------------
 # training pieces
 
+
 def test_soft_infonce_matches_clip_loss_and_limits():
     torch.manual_seed(0)
     a, t = F.normalize(torch.randn(4, 8), dim=-1), F.normalize(torch.randn(4, 8), dim=-1)
@@ -229,19 +236,22 @@ def test_soft_infonce_matches_clip_loss_and_limits():
     logits = 10.0 * a @ t.T
     clip = 0.5 * (F.cross_entropy(logits, torch.arange(4)) + F.cross_entropy(logits.T, torch.arange(4)))
     assert soft_infonce(a, t, eye, torch.ones(4, dtype=torch.bool), torch.tensor(10.0)).item() == pytest.approx(
-        clip.item(), rel=1e-5)
+        clip.item(), rel=1e-5
+    )
     # identical embeddings for everything: log U in both directions
     same = F.normalize(torch.ones(4, 8), dim=-1)
-    assert soft_infonce(same, same, eye, torch.ones(4, dtype=torch.bool), torch.tensor(10.0)).item() == \
-        pytest.approx(math.log(4), rel=1e-5)
+    assert soft_infonce(same, same, eye, torch.ones(4, dtype=torch.bool), torch.tensor(10.0)).item() == pytest.approx(
+        math.log(4), rel=1e-5
+    )
     # a 2-source item whose embedding sits between its two labels scores better than one on a third label
     text = torch.eye(3)
     target = torch.tensor([[0.5, 0.5, 0.0]])
     mid = F.normalize(torch.tensor([[1.0, 1.0, 0.0]]), dim=-1)
     off = torch.tensor([[0.0, 0.0, 1.0]])
     no = torch.zeros(1, dtype=torch.bool)
-    assert soft_infonce(mid, text, target, no, torch.tensor(20.0)) < soft_infonce(off, text, target, no,
-                                                                                  torch.tensor(20.0))
+    assert soft_infonce(mid, text, target, no, torch.tensor(20.0)) < soft_infonce(
+        off, text, target, no, torch.tensor(20.0)
+    )
 
 
 def test_sigmoid_multilabel_by_hand():
@@ -253,7 +263,7 @@ def test_sigmoid_multilabel_by_hand():
     by_hand = ((sp(-(10 - 5)) + sp(-5) + sp(-5)) + (sp(-5) + sp(-(6 - 5)) + sp(-(8 - 5)))) / 2
     assert sigmoid_multilabel(audio, text, targets, s, b).item() == pytest.approx(by_hand, rel=1e-6)
     # the mixture is a full positive of both labels: moving it onto the bisector of 1 and 2 lowers the loss
-    mid = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2 ** -0.5, 2 ** -0.5]])
+    mid = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2**-0.5, 2**-0.5]])
     assert sigmoid_multilabel(mid, text, targets, s, b) < sigmoid_multilabel(audio, text, targets, s, b)
 
 
@@ -270,8 +280,13 @@ def test_soft_infonce_leaves_mixtures_out_of_their_labels_text_rows():
     # text row a sees only item 0 (item 1 contains a: excluded), text row b has no single item: no t2a term.
     # So t2a = CE over a one-element row = 0, and the loss is half the audio→text cross-entropy, by hand:
     mix = F.normalize(torch.tensor([[1.0, 1.0]]), dim=-1)
-    a2t = -(torch.log_softmax(scale * single_a @ text.T, 1)[0, 0]
-            + (0.5 * torch.log_softmax(scale * mix @ text.T, 1)).sum()) / 2
+    a2t = (
+        -(
+            torch.log_softmax(scale * single_a @ text.T, 1)[0, 0]
+            + (0.5 * torch.log_softmax(scale * mix @ text.T, 1)).sum()
+        )
+        / 2
+    )
     assert loss(mix).item() == pytest.approx(0.5 * a2t.item(), rel=1e-5)
 
 
@@ -312,8 +327,9 @@ def test_additivity_loss_by_hand():
 
 def test_train_surrogate_few_steps_round_trip(tmp_path):
     cfg = get_config("smoke", {"embedding.steps": 2, "embedding.batch_size": 6, "embedding.crop_min": 0.3})
-    summary = train_surrogate(cfg, tmp_path / "s.pt", train=_toy_corpus(), val=_toy_corpus(1, 1), evals=1,
-                              progress=False)
+    summary = train_surrogate(
+        cfg, tmp_path / "s.pt", train=_toy_corpus(), val=_toy_corpus(1, 1), evals=1, progress=False
+    )
     back = SurrogateEmbedding.from_checkpoint(tmp_path / "s.pt")
     assert summary["selected"]["step"] == 2 and back.metadata["history"][0]["step"] == 2
     assert back.metadata["labels"] == ["drum", "flute", "violin"]
@@ -335,8 +351,9 @@ def test_train_surrogate_warm_start(tmp_path):
     kw = dict(train=_toy_corpus(), val=_toy_corpus(1, 1), evals=1, progress=False)
     train_surrogate(get_config("smoke", base), tmp_path / "a.pt", **kw)
     # a vanishing learning rate: the warm-started weights are those of a.pt, not a fresh seeded init
-    cfg = get_config("smoke", {**base, "embedding.steps": 1, "embedding.lr": 1e-12,
-                               "embedding.init": str(tmp_path / "a.pt")})
+    cfg = get_config(
+        "smoke", {**base, "embedding.steps": 1, "embedding.lr": 1e-12, "embedding.init": str(tmp_path / "a.pt")}
+    )
     train_surrogate(cfg, tmp_path / "b.pt", **kw)
     a, b = (SurrogateEmbedding.from_checkpoint(tmp_path / f) for f in ("a.pt", "b.pt"))
     weights = [k for k, _ in a.named_parameters() if k in a.trained_state()]  # BatchNorm statistics do move
@@ -344,7 +361,12 @@ def test_train_surrogate_warm_start(tmp_path):
     for k in weights:
         assert torch.equal(a.trained_state()[k], b.trained_state()[k]), k
     init = b.metadata["init"]
-    assert init["file"] == "a.pt" and init["config"]["steps"] == 2 and init["selected_step"] == 2 and len(init["sha256"]) == 16
+    assert (
+        init["file"] == "a.pt"
+        and init["config"]["steps"] == 2
+        and init["selected_step"] == 2
+        and len(init["sha256"]) == 16
+    )
     write_card(tmp_path / "b.pt", None, tmp_path / "CARD.md")
     assert "--set embedding.init=" in (card := (tmp_path / "CARD.md").read_text()) and "Warm start" in card
     # an architecture that does not fit, and a name that is neither shipped nor a path, are named
@@ -370,10 +392,12 @@ def test_replay_retrains_a_warm_started_chain(tmp_path, capsys):
     # the recorded configs come back, except that stage 2 now starts from the new stage 1
     assert first.metadata["config"]["steps"] == 2 and "init" not in first.metadata
     assert last.metadata["config"]["steps"] == 3 and last.metadata["config"]["lr"] == 0.001
-    assert last.metadata["init"]["file"] == "stage1_a.pt" and last.metadata["init"]["sha256"] == \
-        file_sha256(outs[0])[:16]
+    assert (
+        last.metadata["init"]["file"] == "stage1_a.pt" and last.metadata["init"]["sha256"] == file_sha256(outs[0])[:16]
+    )
     # the CLI lists the same stages, with the overrides that made each, and trains nothing on --dry-run
     from bimodal.surrogate.cli import cli
+
     capsys.readouterr()  # drop what the replay printed
     assert cli(["replay", "--checkpoint", str(tmp_path / "b.pt"), "--dry-run"]) == 0
     listed = capsys.readouterr().out.splitlines()
@@ -392,10 +416,12 @@ def test_replay_retrains_a_warm_started_chain(tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------------------------
 # zero-shot evaluation on a hand-built embedding
 
+
 class _ToneEmbedding(JointEmbedding):
     """Class c is a sine at 200·(c+1) Hz; the audio embedding is the spectrum at those 4 frequencies, the text
     embedding of "The sound of X" the one-hot of X. So single clips are classified exactly and a mixture's top 2
     are its two classes."""
+
     classes = ["a", "b", "c", "d"]
     embed_dim = token_dim = 4
     native_rate = 8000
@@ -445,16 +471,22 @@ def test_zero_shot_eval_hand_built(tmp_path):
     assert "| top1 | 100.0% | 8 |" in paths["md"].read_text()
     assert f"| mix2_cnt_gap_nats | {gap:.2f} nats | 32 |" in paths["md"].read_text()
     # a non-default shipped surrogate gets its own files, named in the text
-    named = write_results(result, get_config("smoke", {"embedding.checkpoint": "surrogate_2sf"}), tmp_path / "r",
-                          tmp_path / "f")
+    named = write_results(
+        result, get_config("smoke", {"embedding.checkpoint": "surrogate_2sf"}), tmp_path / "r", tmp_path / "f"
+    )
     assert named["csv"].name == "embedding_zeroshot_smoke_surrogate_2sf.csv"
     assert "bimodal/assets/surrogate_2sf.pt" in named["md"].read_text()
     # so does a checkpoint file (a retrained surrogate): it never overwrites the shipped default's files
-    mine = write_results(result, get_config("quick", {"embedding.checkpoint": str(tmp_path / "Stage3 surrogate.pt")}),
-                         tmp_path / "r", tmp_path / "f")
+    mine = write_results(
+        result,
+        get_config("quick", {"embedding.checkpoint": str(tmp_path / "Stage3 surrogate.pt")}),
+        tmp_path / "r",
+        tmp_path / "f",
+    )
     assert mine["md"].name == "embedding_zeroshot_file_stage3_surrogate.md"
-    assert write_results(result, get_config("quick"), tmp_path / "r", tmp_path / "f")["md"].name == \
-        "embedding_zeroshot.md"
+    assert (
+        write_results(result, get_config("quick"), tmp_path / "r", tmp_path / "f")["md"].name == "embedding_zeroshot.md"
+    )
 
 
 def test_surrogate_checkpoint_names_resolve_to_shipped_assets(tmp_path):

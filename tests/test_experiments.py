@@ -1,5 +1,6 @@
 """The experiment registry: shared runs are one config, tables collect what the runs measured (here: hand-written
 summaries in a temporary runs folder), and the batch run list tells trained from reused runs."""
+
 import json
 import math
 import os
@@ -27,8 +28,14 @@ def _fake_summary(cfg, sdr: float, sir: float = 1.0, fingerprint: str | None = N
     run_dir = run_dir_for(cfg)
     run_dir.mkdir(parents=True)
     stat = lambda v: {"mean": v, "median": v, "std": 0.0, "n": 10, "n_skipped": 0}  # noqa: E731
-    summary = {"finished": True, "run_dir": str(run_dir), "method": cfg.train.method, "seed": cfg.train.seed,
-               "train_seconds": 100.0 + cfg.train.seed, "test2": {"sdr": stat(sdr), "sir": stat(sir)}}
+    summary = {
+        "finished": True,
+        "run_dir": str(run_dir),
+        "method": cfg.train.method,
+        "seed": cfg.train.seed,
+        "train_seconds": 100.0 + cfg.train.seed,
+        "test2": {"sdr": stat(sdr), "sir": stat(sir)},
+    }
     if fingerprint is not None:
         summary["embedding_fingerprint"] = fingerprint
     (run_dir / "summary.json").write_text(json.dumps(summary))
@@ -38,15 +45,17 @@ def _fake_summary(cfg, sdr: float, sir: float = 1.0, fingerprint: str | None = N
 def test_shared_cells_are_one_run():
     # the L_URL-only row of Table 8 is Table 1's CLAPSep* 2-source cell; (c) of the three-way result is Table 1's
     # proposed 2-source cell: one config hash each, so they train once
-    pairs = [(("table8", "url/k2"), ("table1", "mix_and_separate/k2")),
-             (("table8", "url_cnt_crl/k3"), ("figure1", "proposed/k3")),
-             (("three_way", "proposed"), ("table1", "proposed/k2")),
-             (("three_way", "proposed_component"), ("diagnosis", "component_input")),
-             (("defaults", "input_component/val2"), ("diagnosis", "component_input")),
-             (("defaults", "input_mom/test2"), ("three_way", "proposed")),
-             (("teachers", "surrogate"), ("three_way", "proposed")),
-             (("teachers", "surrogate_1sf_600"), ("diagnosis", "teacher_1sf_600")),
-             (("defaults", "teacher_1sf_600/val2"), ("diagnosis", "teacher_1sf_600"))]
+    pairs = [
+        (("table8", "url/k2"), ("table1", "mix_and_separate/k2")),
+        (("table8", "url_cnt_crl/k3"), ("figure1", "proposed/k3")),
+        (("three_way", "proposed"), ("table1", "proposed/k2")),
+        (("three_way", "proposed_component"), ("diagnosis", "component_input")),
+        (("defaults", "input_component/val2"), ("diagnosis", "component_input")),
+        (("defaults", "input_mom/test2"), ("three_way", "proposed")),
+        (("teachers", "surrogate"), ("three_way", "proposed")),
+        (("teachers", "surrogate_1sf_600"), ("diagnosis", "teacher_1sf_600")),
+        (("defaults", "teacher_1sf_600/val2"), ("diagnosis", "teacher_1sf_600")),
+    ]
     for a, b in pairs:
         ca, cb = X.cell_configs(_cell(*a), "quick", [0])[0], X.cell_configs(_cell(*b), "quick", [0])[0]
         assert ca.hash() == cb.hash()
@@ -174,8 +183,12 @@ def test_claims_compare_the_collected_cells(roots):
     from bimodal.experiments import claims
 
     fig = X.TABLES["figure1"]
-    for key, values in (("proposed/k2", (7.0, 7.2, 7.4)), ("mix_and_separate/k2", (5.0, 5.1, 5.2)),
-                        ("proposed/k3", (4.0, 4.1, 4.2)), ("mix_and_separate/k3", (5.0, 5.1, 5.2))):
+    for key, values in (
+        ("proposed/k2", (7.0, 7.2, 7.4)),
+        ("mix_and_separate/k2", (5.0, 5.1, 5.2)),
+        ("proposed/k3", (4.0, 4.1, 4.2)),
+        ("mix_and_separate/k3", (5.0, 5.1, 5.2)),
+    ):
         cell = next(c for c in fig.cells if c.key == key)
         for seed, v in enumerate(values):
             _fake_summary(X.cell_configs(cell, "quick", [0])[seed], v)
@@ -221,8 +234,10 @@ def test_report_writes_every_table_and_only_the_readme_section(roots):
     (res / "timings.csv").write_text("what,command,seconds,machine,date\ntest suite,make test,431.0,2-core CPU,x\n")
     (res / "quick_batch_cost_core.csv").write_text("method,k_sources,planned_runs\nproposed,2,3\n")
     readme = roots / "README.md"
-    readme.write_text("# guide\n\nby hand\n<!-- claims:start -->\nstale text\n<!-- claims:end -->\nafter, by hand\n"
-                      "<!-- choices:start -->\n<!-- choices:end -->\n")
+    readme.write_text(
+        "# guide\n\nby hand\n<!-- claims:start -->\nstale text\n<!-- claims:end -->\nafter, by hand\n"
+        "<!-- choices:start -->\n<!-- choices:end -->\n"
+    )
     docs, index = roots / "docs" / "RESULTS.md", roots / "INDEX.md"
     assert write_report(readme, docs, index) == [readme, docs, index]
     text = readme.read_text()
@@ -232,7 +247,7 @@ def test_report_writes_every_table_and_only_the_readme_section(roots):
     assert f"| {sup.row} | {sup.paper:.1f} | 8.0 ± 1.4 (2) |" in results  # paper beside here, mean ± sample std (n)
     assert "| proposed | 90.0 | 10 |" in results  # a CSV-only table, rendered
     assert "| test suite | `make test` | 431 | 2-core CPU | x |" in results
-    timings = results[results.index("## Timings"):]  # the batch cost is a timing, not a table of its own
+    timings = results[results.index("## Timings") :]  # the batch cost is a timing, not a table of its own
     assert "### Estimated training cost of the quick batch, cells='core'" in timings
     assert "| proposed | 2 | 3 |" in timings and results.count("| proposed | 2 | 3 |") == 1
     assert results.index("## The paper's headline claims") < results.index(f"### {X.TABLES['three_way'].title}")

@@ -1,6 +1,7 @@
 """The fast path (bimodal.compute, the default) computes the same function as the eager reference: the same losses
 and gradients of a proposed step, in float64 (where only the order of operations differs) and in float32 (where the
 fast path must stay as close to the float64 truth as the reference itself is); the pieces on their own."""
+
 import copy
 
 import numpy as np
@@ -23,8 +24,11 @@ def _batch(cfg, seed=0):
     sources = torch.randn(B, N, K, T, generator=g, dtype=torch.float64) * 0.05
     picks = torch.randperm(len(CLASSES), generator=g)[: B * N * K].reshape(B, N, K).tolist()
     classes = [[[CLASSES[c] for c in comp] for comp in mom] for mom in picks]
-    return Batch(sources, [[mixture_prompt(c) for c in mom] for mom in classes],
-                 [[[single_prompt(x) for x in c] for c in mom] for mom in classes])
+    return Batch(
+        sources,
+        [[mixture_prompt(c) for c in mom] for mom in classes],
+        [[[single_prompt(x) for x in c] for c in mom] for mom in classes],
+    )
 
 
 def _loss_and_grads(cfg, separator, embedding, batch, reference: bool):

@@ -1,4 +1,5 @@
 """The objectives of eqs. 2–7 on hand-built cases, against a brute-force eq. 3, and their gradients."""
+
 import math
 import subprocess
 import sys
@@ -8,11 +9,20 @@ from pathlib import Path
 import pytest
 import torch
 
-from bimodal.losses import (cnt_loss, crl_loss, gather_with_grad, magnitude_weight, ssl_loss, twl_loss, url_loss,
-                            weighted_l1)
+from bimodal.losses import (
+    cnt_loss,
+    crl_loss,
+    gather_with_grad,
+    magnitude_weight,
+    ssl_loss,
+    twl_loss,
+    url_loss,
+    weighted_l1,
+)
 
 
 # ---------------------------------------------------------------------------------------------------------- ℓ1
+
 
 def test_weighted_l1_hand_example():
     pred = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
@@ -33,10 +43,8 @@ def test_weight_that_would_broadcast_up_is_refused():
 
 def test_url_loss_hand_example():
     # B = 2 MoMs, N = 2 components, 3 "bins" each.
-    pred = torch.tensor([[[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]],
-                         [[2.0, 0.0, 0.0], [1.0, 1.0, 1.0]]])
-    target = torch.tensor([[[1.0, 2.0, 4.0], [0.0, 3.0, 0.0]],
-                           [[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]])
+    pred = torch.tensor([[[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]], [[2.0, 0.0, 0.0], [1.0, 1.0, 1.0]]])
+    target = torch.tensor([[[1.0, 2.0, 4.0], [0.0, 3.0, 0.0]], [[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]])
     # per (b, n) mean |p − t|: b0: (0+1+3)/3, (0+3+0)/3 -> Σ_n = 7/3; b1: 2/3, 0 -> 2/3; mean over b = 3/2
     assert url_loss(pred, target).item() == pytest.approx(1.5)
     # a per-MoM weight [B, 1, 3] (as magnitude_weight(|MoM|)) multiplies both components' errors
@@ -48,6 +56,7 @@ def test_url_loss_hand_example():
 
 
 # --------------------------------------------------------------------------------------------------------- CRL
+
 
 def test_crl_is_zero_when_single_source_predictions_sum_to_the_component():
     b, n, k, f, t = 3, 2, 3, 5, 4
@@ -82,6 +91,7 @@ def test_crl_shape_errors_name_the_shapes():
 
 
 # --------------------------------------------------------------------------------------------------------- CNT
+
 
 def _brute_force_eq3(audio, text, scale, valid, text_ids=None):
     """Eqs. 3–4 by explicit loops, in Python floats: one row and one column per anchor (see cnt_loss docstring)."""
@@ -185,13 +195,13 @@ def test_reconstruction_losses_gradients_match_finite_differences():
     pred = torch.rand(2, 2, 3, 4, generator=g, dtype=torch.float64, requires_grad=True)
     comp = torch.rand(2, 2, 4, generator=g, dtype=torch.float64) * 3
     w = magnitude_weight(comp)
-    valid = torch.tensor([[[1.0, 1.0, 0.0], [1.0, 0.5, 0.5]], [[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]]],
-                         dtype=torch.float64)
+    valid = torch.tensor([[[1.0, 1.0, 0.0], [1.0, 0.5, 0.5]], [[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]]], dtype=torch.float64)
     assert torch.autograd.gradcheck(lambda p: crl_loss(p, comp, valid, w), (pred,))
     assert torch.autograd.gradcheck(lambda p: url_loss(p[:, :, 0], comp, w), (pred,))
 
 
 # ---------------------------------------------------------------------------------------------- TWL, SSL, weight
+
 
 def test_twl_and_ssl_weights():
     cnt, crl, url = torch.tensor(2.0), torch.tensor(0.3), torch.tensor(0.05)
@@ -210,12 +220,13 @@ def test_magnitude_weight_values():
 
 # ------------------------------------------------------------------------------------------- DDP negatives
 
+
 def test_gather_with_grad_is_identity_without_distributed():
     x = torch.randn(3, 4, requires_grad=True)
     assert gather_with_grad(x) is x
 
 
-_WORKER = textwrap.dedent('''
+_WORKER = textwrap.dedent("""
     import os, sys, torch, torch.distributed as dist, torch.multiprocessing as mp
     from bimodal.losses import cnt_loss, gather_with_grad
 
@@ -240,15 +251,19 @@ _WORKER = textwrap.dedent('''
 
     if __name__ == "__main__":
         mp.spawn(run, args=(2, sys.argv[1], sys.argv[2]), nprocs=2)
-''')
+""")
 
 
 @pytest.mark.slow
 def test_gather_with_grad_two_gloo_processes_match_one_process_on_the_combined_batch(tmp_path: Path):
     script = tmp_path / "worker.py"
     script.write_text(_WORKER)
-    res = subprocess.run([sys.executable, str(script), str(tmp_path / "store"), str(tmp_path)],
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "store"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     g = torch.Generator().manual_seed(0)
     audio = torch.randn(3, 2, 2, 6, generator=g, dtype=torch.float64, requires_grad=True)
@@ -261,5 +276,5 @@ def test_gather_with_grad_two_gloo_processes_match_one_process_on_the_combined_b
         r = torch.load(tmp_path / f"rank{rank}.pt")
         assert r["loss"].item() == pytest.approx(loss.item(), abs=1e-12)
         # every rank's loss reaches each slice (summed in backward), DDP averages over ranks: together exact
-        torch.testing.assert_close(r["local_grad"], audio.grad[r["lo"]:r["hi"]], atol=1e-12, rtol=0)
+        torch.testing.assert_close(r["local_grad"], audio.grad[r["lo"] : r["hi"]], atol=1e-12, rtol=0)
         torch.testing.assert_close(r["theta_grad"], theta.grad, atol=1e-12, rtol=0)

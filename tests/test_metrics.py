@@ -1,4 +1,5 @@
 """Evaluation metrics against mir_eval (the BSS-Eval v3 reference), hand formulas and the silence rule."""
+
 import math
 import warnings
 
@@ -22,8 +23,12 @@ def _tone_source(rng, f0: float, seconds: float) -> np.ndarray:
 def _realistic_case(seed: int, n_src: int, seconds: float):
     """References: tones + a little noise; estimates: leakage from the other sources, a short filter, noise."""
     rng = np.random.default_rng(seed)
-    refs = np.stack([_tone_source(rng, f0, seconds) + 0.02 * rng.standard_normal(int(seconds * SR))
-                     for f0 in rng.uniform(110, 660, n_src)])
+    refs = np.stack(
+        [
+            _tone_source(rng, f0, seconds) + 0.02 * rng.standard_normal(int(seconds * SR))
+            for f0 in rng.uniform(110, 660, n_src)
+        ]
+    )
     mix = np.roll(np.eye(n_src), 1, axis=1) * rng.uniform(0.05, 0.4)
     ests = refs + mix @ refs + rng.uniform(0.01, 0.2) * rng.standard_normal(refs.shape)
     ests = np.stack([np.convolve(e, [1.0, rng.uniform(-0.5, 0.5), 0.1])[: refs.shape[1]] for e in ests])
@@ -65,8 +70,9 @@ def test_torch_mir_eval_on_cpu_float64_matches_mir_eval():
     import torch_mir_eval
 
     refs, ests = _realistic_case(7, 2, 0.5)
-    sdr, sir, sar, _ = torch_mir_eval.bss_eval_sources(torch.from_numpy(refs), torch.from_numpy(ests),
-                                                      compute_permutation=False)
+    sdr, sir, sar, _ = torch_mir_eval.bss_eval_sources(
+        torch.from_numpy(refs), torch.from_numpy(ests), compute_permutation=False
+    )
     ref = _mir_eval(refs, ests)
     for k, v in (("sdr", sdr), ("sir", sir), ("sar", sar)):
         np.testing.assert_allclose(v.double().numpy(), ref[k], atol=0.01, rtol=0, err_msg=k)
@@ -92,7 +98,7 @@ def test_si_sdr_hand_value_and_scale_invariance():
     refs, ests = _realistic_case(3, 2, 0.5)
     alpha = (ests * refs).sum(1) / (refs * refs).sum(1)
     target = alpha[:, None] * refs
-    hand = 10 * np.log10((target ** 2).sum(1) / ((ests - target) ** 2).sum(1))
+    hand = 10 * np.log10((target**2).sum(1) / ((ests - target) ** 2).sum(1))
     np.testing.assert_allclose(si_sdr(refs, ests), hand, atol=1e-9, rtol=0)
 
 

@@ -1,4 +1,5 @@
 """The separator f_θ and its U-Net g_θ (issue 5): shapes, masks, gradients, conditioning, checkpoints, CLI."""
+
 import dataclasses
 import sys
 import types
@@ -10,8 +11,15 @@ import soundfile as sf
 import torch
 
 from bimodal.config import ConfigError, get_config
-from bimodal.model import (TABLE7_PAPER_PARAMS_M, TABLE7_VARIANTS, CheckpointError, Separator, UNetMasker,
-                           count_parameters, separate_cli)
+from bimodal.model import (
+    TABLE7_PAPER_PARAMS_M,
+    TABLE7_VARIANTS,
+    CheckpointError,
+    Separator,
+    UNetMasker,
+    count_parameters,
+    separate_cli,
+)
 
 DIM = 24  # token dimension of the fake embedding (the real ones use 384 / 768)
 
@@ -47,8 +55,10 @@ def prompts_batch(emb, rows):
     return tok.reshape(B, P, *tok.shape[1:]), mask.reshape(B, P, -1)
 
 
-ROWS = [["the sound of violin", "the sound of cello", "the sound mixture of violin and cello"],
-        ["the sound of flute", "the sound of piano", "the sound of flute"]]
+ROWS = [
+    ["the sound of violin", "the sound of cello", "the sound mixture of violin and cello"],
+    ["the sound of flute", "the sound of piano", "the sound of flute"],
+]
 
 
 @pytest.mark.parametrize("variant", list(TABLE7_VARIANTS))
@@ -134,23 +144,26 @@ def test_changing_the_prompt_changes_the_output():
 def test_prompt_sharing_equals_separate_queries(variant, down_path):
     """Running the unconditioned levels once per mixture for P prompts equals querying each prompt alone."""
     # Two Modulator levels, so that in down-path mode a deeper encoder level sees conditioned features.
-    cfg = get_config("smoke", {**TABLE7_VARIANTS[variant], "model.attn_on_down_path": down_path,
-                               "model.modulator_levels": 2})
+    cfg = get_config(
+        "smoke", {**TABLE7_VARIANTS[variant], "model.attn_on_down_path": down_path, "model.modulator_levels": 2}
+    )
     sep = Separator(cfg.model, DIM).eval()
     tok, mask = prompts_batch(FakeEmbedding(), ROWS)
     wave = torch.randn(2, 8191)
     with torch.no_grad():
         joint = sep(wave, tok, mask)["mask"]
-        alone = torch.cat([sep(wave, tok[:, j:j + 1], mask[:, j:j + 1])["mask"] for j in range(3)], 1)
+        alone = torch.cat([sep(wave, tok[:, j : j + 1], mask[:, j : j + 1])["mask"] for j in range(3)], 1)
     assert torch.allclose(joint, alone, atol=1e-5)
 
 
 def test_head_runs_once_per_mixture():
     sep = smoke_separator()
     seen = {}
+
     def record(name):
         def hook(module, inputs, output):
             seen[name] = inputs[0].shape[0]
+
         return hook
 
     sep.masker.down[0].register_forward_hook(record("head"))

@@ -1,5 +1,6 @@
 """Every notebook runs under papermill in the smoke profile (outputs/notebooks-smoke/, later re-checked by nbval in
 `make test`). Results and figures of these smoke runs go to outputs/, never over the committed quick-profile ones."""
+
 import json
 import os
 from pathlib import Path
@@ -29,8 +30,9 @@ def test_notebooks_are_committed_clean_with_a_parameters_cell():
         tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
         assert len(tagged) == 1, f"{path.name}: needs exactly one cell tagged 'parameters'"
         assert "profile" in "".join(tagged[0]["source"]), path.name
-        assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"), \
+        assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"), (
             f"{path.name}: commit notebooks without outputs"
+        )
 
 
 @pytest.mark.slow
@@ -47,8 +49,10 @@ def test_notebook_runs_in_smoke_profile(path: Path):
     finally:
         del os.environ["BIMODAL_HANG_DUMP"]
     dumped = stacks.read_text()[-6000:] if stacks.exists() else ""
-    assert report["status"] == "ok", f"{path.name} failed at cell {report.get('cell')}: {report.get('error')}\n" \
-                                     f"{report.get('traceback', '')}\nkernel stacks:\n{dumped}"
+    assert report["status"] == "ok", (
+        f"{path.name} failed at cell {report.get('cell')}: {report.get('error')}\n"
+        f"{report.get('traceback', '')}\nkernel stacks:\n{dumped}"
+    )
     executed = json.loads((OUT / path.name).read_text())
     errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors

@@ -1,5 +1,6 @@
 """The package's shape: its import graph has no circle, and separator runs keep their ids across refactorings
 (a run id names a cached run folder: changing it silently retrains everything)."""
+
 from __future__ import annotations
 
 import ast
@@ -31,8 +32,10 @@ def import_graph(root: Path, package: str) -> dict[str, set[str]]:
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                targets = [f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in modules else node.module
-                           for alias in node.names]
+                targets = [
+                    f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in modules else node.module
+                    for alias in node.names
+                ]
             elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in modules:
                 targets = [node.value]
             graph[name] |= {t for t in targets if t in modules and t != name}
@@ -71,22 +74,67 @@ def test_the_package_has_no_import_circle():
 EXECUTION = {"path": "fast-v1", "torch": "2.14.1", "cpu": "AVX512", "threads": "1", "device": "cpu", "processes": "1"}
 PINNED = [  # the basic rendering (data.variety=basic) keeps the ids it had before data.variety existed
     ("quick", {"data.variety": "basic", "train.single_source_input": "component"}, "1c09dd3510a6", None),
-    ("quick", {"data.variety": "basic", "train.method": "supervised", "data.k_sources": 1}, "56bccdd5dd44",
-     "fbda7ab8e48e"),
-    ("quick", {"data.variety": "basic", "train.method": "mix_and_separate", "data.k_sources": 2}, "b74540c482c7",
-     "5bf1e7d87599"),
-    ("quick", {"data.variety": "basic", "train.method": "proposed", "data.k_sources": 2,
-               "embedding.checkpoint": "surrogate_1sf_600", "train.single_source_input": "component"}, "1c09dd3510a6",
-     None),
-    ("quick", {"data.variety": "basic", "train.method": "semi_supervised", "data.k_sources": 2,
-               "data.single_source_fraction": 0.05, "train.single_source_input": "component"}, "d01db09952e9", None),
-    ("quick", {"data.variety": "basic", "train.method": "proposed", "data.k_sources": 2, "train.losses": "url+crl",
-               "train.single_source_input": "component"}, "d9b2253b34b9", None),
-    ("smoke", {"data.variety": "basic", "train.method": "supervised", "data.k_sources": 1}, "900a090a7273",
-     "1e893824a69b"),
+    (
+        "quick",
+        {"data.variety": "basic", "train.method": "supervised", "data.k_sources": 1},
+        "56bccdd5dd44",
+        "fbda7ab8e48e",
+    ),
+    (
+        "quick",
+        {"data.variety": "basic", "train.method": "mix_and_separate", "data.k_sources": 2},
+        "b74540c482c7",
+        "5bf1e7d87599",
+    ),
+    (
+        "quick",
+        {
+            "data.variety": "basic",
+            "train.method": "proposed",
+            "data.k_sources": 2,
+            "embedding.checkpoint": "surrogate_1sf_600",
+            "train.single_source_input": "component",
+        },
+        "1c09dd3510a6",
+        None,
+    ),
+    (
+        "quick",
+        {
+            "data.variety": "basic",
+            "train.method": "semi_supervised",
+            "data.k_sources": 2,
+            "data.single_source_fraction": 0.05,
+            "train.single_source_input": "component",
+        },
+        "d01db09952e9",
+        None,
+    ),
+    (
+        "quick",
+        {
+            "data.variety": "basic",
+            "train.method": "proposed",
+            "data.k_sources": 2,
+            "train.losses": "url+crl",
+            "train.single_source_input": "component",
+        },
+        "d9b2253b34b9",
+        None,
+    ),
+    (
+        "smoke",
+        {"data.variety": "basic", "train.method": "supervised", "data.k_sources": 1},
+        "900a090a7273",
+        "1e893824a69b",
+    ),
     ("smoke", {"data.variety": "basic", "train.single_source_input": "component"}, "d999bce71719", None),
-    ("paper", {"data.variety": "basic", "train.method": "mix_and_separate", "data.k_sources": 2}, "6d339204a958",
-     "b31a8a973931"),
+    (
+        "paper",
+        {"data.variety": "basic", "train.method": "mix_and_separate", "data.k_sources": 2},
+        "6d339204a958",
+        "b31a8a973931",
+    ),
     # the default, varied rendering
     ("quick", {"train.single_source_input": "component"}, "8a1becceb6f5", None),
     ("quick", {"train.method": "supervised", "data.k_sources": 1}, "ebde6753d046", "d26ba9ca4b9c"),

@@ -1,4 +1,5 @@
 """tests/tracked_tree.py (the last step of `make test`) on a throw-away git repository."""
+
 import subprocess
 import sys
 from pathlib import Path

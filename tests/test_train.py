@@ -1,5 +1,6 @@
 """The training engine on the smoke profile: the loss falls, SIGKILL + restart ends where an uninterrupted run
 ends, 2 gloo processes match one process on the combined batch, cached runs are not retrained."""
+
 import json
 import os
 import signal
@@ -47,9 +48,14 @@ def _fixed_batch(cfg, manifest, n=4):
     return _as_batch(collate_mixtures([ds[i] for i in range(n)]))
 
 
-@pytest.mark.parametrize("method, over", [("proposed", {}), ("mix_and_separate", {}),
-                                          ("proposed", {"train__single_source_input": "mom",
-                                                        "train__loss_domain": "waveform"})])
+@pytest.mark.parametrize(
+    "method, over",
+    [
+        ("proposed", {}),
+        ("mix_and_separate", {}),
+        ("proposed", {"train__single_source_input": "mom", "train__loss_domain": "waveform"}),
+    ],
+)
 def test_loss_falls_on_a_fixed_batch(env, method, over):
     from bimodal.datasets.manifest import load_manifest
     from bimodal.backends import load_embedding
@@ -87,21 +93,35 @@ def test_semi_supervised_adds_the_supervised_term(env):
     t = cfg.train
     assert {"sup_url", "twl", "url", "cnt", "crl"} <= set(logged)
     assert logged["total"] == pytest.approx(t.lambda_s * logged["sup_url"] + t.lambda_u * logged["twl"], rel=1e-5)
-    assert logged["twl"] == pytest.approx(t.alpha * logged["cnt"] + t.beta * logged["crl"] + t.gamma * logged["url"],
-                                          rel=1e-5)
+    assert logged["twl"] == pytest.approx(
+        t.alpha * logged["cnt"] + t.beta * logged["crl"] + t.gamma * logged["url"], rel=1e-5
+    )
 
 
 def _train_cmd(run_dir, epochs=3):
-    return [sys.executable, "-m", "bimodal", "train", "--profile", "smoke", "--run-dir", str(run_dir),
-            "--set", f"train.epochs={epochs}", "--set", "train.num_threads=1"]
+    return [
+        sys.executable,
+        "-m",
+        "bimodal",
+        "train",
+        "--profile",
+        "smoke",
+        "--run-dir",
+        str(run_dir),
+        "--set",
+        f"train.epochs={epochs}",
+        "--set",
+        "train.num_threads=1",
+    ]
 
 
 @pytest.mark.slow
 def test_sigkill_then_restart_matches_an_uninterrupted_run(env):
     clean, killed = env / "clean", env / "killed"
     subprocess.run(_train_cmd(clean), check=True, env=os.environ.copy(), capture_output=True, timeout=600)
-    proc = subprocess.Popen(_train_cmd(killed), env=os.environ.copy(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _train_cmd(killed), env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 300
     while time.time() < deadline:  # kill it as soon as the first epoch's checkpoint is on disk
         epochs = killed / "epochs.csv"
@@ -144,8 +164,9 @@ def test_a_run_being_trained_elsewhere_is_waited_for_not_trained_twice(env, tmp_
     cfg = _cfg(train__epochs=1, train__method="mix_and_separate")
     result = {}
     with _run_lock(run_dir):  # "the other process" holds the run
-        waiter = threading.Thread(target=lambda: result.update(train_run(cfg, run_dir, progress=False)),
-                                  daemon=True)  # a waiter stuck on a broken lock must not keep pytest alive
+        waiter = threading.Thread(
+            target=lambda: result.update(train_run(cfg, run_dir, progress=False)), daemon=True
+        )  # a waiter stuck on a broken lock must not keep pytest alive
         waiter.start()
         waiter.join(timeout=2.0)
         assert waiter.is_alive(), "train_run did not wait for the lock"
@@ -173,8 +194,11 @@ def _ddp_worker(rank, world, init_file, cfg_dict, out_dir):
     _freeze_batchnorm(sep)
     model = torch.nn.parallel.DistributedDataParallel(sep)
     batch = _fixed_batch(cfg, load_manifest(cfg.data), n=4)
-    local = type(batch)(batch.sources[rank * 2:(rank + 1) * 2], batch.mixture_prompts[rank * 2:(rank + 1) * 2],
-                        batch.source_prompts[rank * 2:(rank + 1) * 2])
+    local = type(batch)(
+        batch.sources[rank * 2 : (rank + 1) * 2],
+        batch.mixture_prompts[rank * 2 : (rank + 1) * 2],
+        batch.source_prompts[rank * 2 : (rank + 1) * 2],
+    )
     opt = torch.optim.SGD(sep.parameters(), lr=0.1)
     loss, _ = Objective(cfg, model, emb)(local)
     opt.zero_grad()
@@ -207,8 +231,9 @@ def test_two_gloo_processes_match_one_process_on_the_combined_batch(env, tmp_pat
 
     cfg = _cfg(train__gather_negatives=True)
     load_manifest(cfg.data)  # build the data once, before the workers start
-    workers = mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), cfg.to_dict(), str(tmp_path)), nprocs=2,
-                       join=False)
+    workers = mp.spawn(
+        _ddp_worker, args=(2, str(tmp_path / "init"), cfg.to_dict(), str(tmp_path)), nprocs=2, join=False
+    )
     deadline = time.monotonic() + 300  # seconds here; a gloo rendezvous that never completes must fail, not hang
     while not workers.join(timeout=5):
         if time.monotonic() > deadline:

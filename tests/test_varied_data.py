@@ -1,5 +1,6 @@
 """The varied rendering of SynthMUSIC-21 (data.variety): deterministic, different from the basic rendering, which it
 leaves unchanged, recorded per clip, in a folder and a run identity of its own."""
+
 import numpy as np
 import pytest
 
@@ -40,7 +41,7 @@ def test_microphone_eq_boosts_and_cuts_at_its_centre_frequency():
     tone = np.sin(2 * np.pi * f0 * t).astype(np.float32)
     up = microphone_eq(tone, [(f0, 6.0, 1.0)], sr)
     down = microphone_eq(tone, [(f0, -6.0, 1.0)], sr)
-    gain = lambda y: 20 * np.log10(np.sqrt(np.mean(y[sr // 2:] ** 2)) / np.sqrt(np.mean(tone[sr // 2:] ** 2)))
+    gain = lambda y: 20 * np.log10(np.sqrt(np.mean(y[sr // 2 :] ** 2)) / np.sqrt(np.mean(tone[sr // 2 :] ** 2)))
     assert gain(up) == pytest.approx(6.0, abs=0.2) and gain(down) == pytest.approx(-6.0, abs=0.2)
 
 

@@ -1,4 +1,5 @@
 """The listening widgets' logic (answers, table, proxy) and their buttons, driven from code with stand-in models."""
+
 import pandas as pd
 import pytest
 import torch
@@ -17,6 +18,7 @@ class HalfModel:
 
 class PromptEmbedding:
     """Audio is 'heard' as the first class of the test mixture; text embeds one-hot by class name."""
+
     names = ["piano", "violin"]
 
     def embed_text(self, prompts, padding_states=False):
@@ -27,13 +29,19 @@ class PromptEmbedding:
 
 
 def dataset(n=4):
-    return [{"sources": torch.randn(2, RATE), "classes": ["piano", "violin"], "mixture_id": f"m{i}"}
-            for i in range(n)]
+    return [{"sources": torch.randn(2, RATE), "classes": ["piano", "violin"], "mixture_id": f"m{i}"} for i in range(n)]
 
 
 def test_answers_append_to_the_csv_and_make_the_table(tmp_path):
-    test = ListeningTest({"x": HalfModel(), "y": HalfModel()}, PromptEmbedding(), dataset(), RATE,
-                         tmp_path / "answers.csv", n_trials=2, seed=0)
+    test = ListeningTest(
+        {"x": HalfModel(), "y": HalfModel()},
+        PromptEmbedding(),
+        dataset(),
+        RATE,
+        tmp_path / "answers.csv",
+        n_trials=2,
+        seed=0,
+    )
     assert len(test.trials) == 4 and {m for m, _ in test.trials} == {"x", "y"}
     first = test.trial()
     assert first["A"] == "piano" and first["estimate"].shape == (RATE,)
@@ -51,8 +59,13 @@ def test_answers_append_to_the_csv_and_make_the_table(tmp_path):
 
 def test_answers_table_percentages():
     table = answers_table(pd.DataFrame({"model": ["m"] * 4, "answer": ["A", "A", "B", "Both"]})).iloc[0]
-    assert (table["Correct (%)"], table["Wrong (%)"], table["Both (%)"], table["None (%)"], table["n"]) == \
-        (50.0, 25.0, 25.0, 0.0, 4)
+    assert (table["Correct (%)"], table["Wrong (%)"], table["Both (%)"], table["None (%)"], table["n"]) == (
+        50.0,
+        25.0,
+        25.0,
+        0.0,
+        4,
+    )
 
 
 def test_proxy_answers_by_the_closer_prompt(tmp_path):

@@ -7,6 +7,7 @@ saves their state before the suite and checks it after (stdlib only, so it runs 
 Only paths that differ from HEAD are recorded (with a digest of their bytes), so a checkout with local edits passes
 as long as the run itself changes nothing. Outside a git checkout (a source tarball) both steps say so and pass.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,8 +22,13 @@ ROOT = Path(__file__).resolve().parent.parent
 def tree_state(root: Path = ROOT) -> dict[str, str] | None:
     """Path -> sha256 of its bytes ("deleted" if gone) for every path `git status` reports; None outside git."""
     try:
-        out = subprocess.run(["git", "status", "--porcelain=v1", "-z", "--untracked-files=all"], cwd=root,
-                             capture_output=True, check=True, timeout=120).stdout.decode()
+        out = subprocess.run(
+            ["git", "status", "--porcelain=v1", "-z", "--untracked-files=all"],
+            cwd=root,
+            capture_output=True,
+            check=True,
+            timeout=120,
+        ).stdout.decode()
     except (OSError, subprocess.SubprocessError):
         return None
     entries, paths = out.split("\0"), []
@@ -68,8 +74,11 @@ def main(argv: list[str]) -> int:
         return 0
     changed = changes(json.loads(state_file.read_text()), state)
     if changed:
-        print("tracked tree: this run changed files it must leave alone (tests, timings and executed notebooks "
-              "belong under outputs/):\n  " + "\n  ".join(changed), file=sys.stderr)
+        print(
+            "tracked tree: this run changed files it must leave alone (tests, timings and executed notebooks "
+            "belong under outputs/):\n  " + "\n  ".join(changed),
+            file=sys.stderr,
+        )
         return 1
     print("tracked tree: unchanged")
     return 0

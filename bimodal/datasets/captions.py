@@ -1,15 +1,47 @@
 """AudioCaps captions -> single-source phrases (Appendix E, Table 5)."""
+
 from __future__ import annotations
 
 import re
 
 # Clause separators, longest first. "X is followed by Y" drops the copula with the separator.
-_SEPARATORS = [r",?\s+(?:is|are)\s+followed\s+by\s+", r",?\s+followed\s+by\s+", r",?\s+and\s+then\s+",
-               r",?\s+then\s+", r"\s+while\s+", r"\s+as\s+", r"\s+over\s+", r"\s+before\s+", r"\s+after\s+",
-               r"\s+along\s+with\s+", r"\s+accompanied\s+by\s+", r"\s+amid\s+", r"\s+during\s+", r";\s*", r",\s*"]
+_SEPARATORS = [
+    r",?\s+(?:is|are)\s+followed\s+by\s+",
+    r",?\s+followed\s+by\s+",
+    r",?\s+and\s+then\s+",
+    r",?\s+then\s+",
+    r"\s+while\s+",
+    r"\s+as\s+",
+    r"\s+over\s+",
+    r"\s+before\s+",
+    r"\s+after\s+",
+    r"\s+along\s+with\s+",
+    r"\s+accompanied\s+by\s+",
+    r"\s+amid\s+",
+    r"\s+during\s+",
+    r";\s*",
+    r",\s*",
+]
 _VERB_RE = re.compile(r"^(?:\w+ing|\w+[^s]s|\w+ed|is|are|occurs?)$")
-_NOT_VERBS = {"bus", "gas", "glass", "grass", "bass", "chorus", "wings", "ceiling", "building", "evening",
-              "something", "nothing", "thing", "things", "strings", "ring", "spring"}
+_NOT_VERBS = {
+    "bus",
+    "gas",
+    "glass",
+    "grass",
+    "bass",
+    "chorus",
+    "wings",
+    "ceiling",
+    "building",
+    "evening",
+    "something",
+    "nothing",
+    "thing",
+    "things",
+    "strings",
+    "ring",
+    "spring",
+}
 
 
 def _looks_like_clause(words: list[str]) -> bool:
@@ -50,7 +82,11 @@ def split_caption(caption: str) -> list[str]:
     phrases = [p for p in phrases if p]
     if len(phrases) == 1:
         words = phrases[0].split()
-        if len(words) >= 3 and words[-1].lower().endswith("s") and _VERB_RE.match(words[-1].lower()) \
-                and words[-1].lower() not in _NOT_VERBS:
+        if (
+            len(words) >= 3
+            and words[-1].lower().endswith("s")
+            and _VERB_RE.match(words[-1].lower())
+            and words[-1].lower() not in _NOT_VERBS
+        ):
             phrases = [" ".join(words[:-1])]
     return [p[0].upper() + p[1:] for p in phrases]

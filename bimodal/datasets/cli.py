@@ -1,5 +1,6 @@
 """`bimodal data`: build SynthMUSIC-21 and the embedding corpus, rewrite the shipped compositions and melodies,
 index real datasets."""
+
 from __future__ import annotations
 
 import argparse
@@ -23,22 +24,38 @@ def _overrides(parser: argparse.ArgumentParser, items: list[str], root: str | No
 
 
 def cli(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="bimodal data", description="Build SynthMUSIC-21 and the embedding corpus "
-                                 "(incremental, deterministic), rewrite the shipped compositions, index real datasets.")
+    ap = argparse.ArgumentParser(
+        prog="bimodal data",
+        description="Build SynthMUSIC-21 and the embedding corpus "
+        "(incremental, deterministic), rewrite the shipped compositions, index real datasets.",
+    )
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="render SynthMUSIC-21 and/or the embedding corpus (incremental)")
-    b.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"],
-                   help="smoke (seconds), quick (default: minutes to an hour on a CPU) or paper (the paper's sizes)")
+    b.add_argument(
+        "--profile",
+        default="quick",
+        choices=["smoke", "quick", "paper"],
+        help="smoke (seconds), quick (default: minutes to an hour on a CPU) or paper (the paper's sizes)",
+    )
     b.add_argument("--what", default="all", choices=["separation", "embedding", "all"])
-    b.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
-                   help="config override, repeatable, e.g. data.clips_per_class=100 or "
-                        "embedding.soundfonts=timgm6mb,csound (the corpus SoundFonts to render)")
+    b.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="config override, repeatable, e.g. data.clips_per_class=100 or "
+        "embedding.soundfonts=timgm6mb,csound (the corpus SoundFonts to render)",
+    )
     b.add_argument("--root", default=None, help="data root (default: $BIMODAL_DATA or <repo>/data)")
     b.add_argument("--no-record", action="store_true", help="do not append the build time to outputs/data_build.csv")
     b.add_argument("--workers", type=int, default=1, help="render in this many processes (same bytes)")
     c = sub.add_parser("compositions", help="rewrite the shipped val/test composition CSVs of a profile")
-    c.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"],
-                   help="smoke (seconds), quick (default: minutes to an hour on a CPU) or paper (the paper's sizes)")
+    c.add_argument(
+        "--profile",
+        default="quick",
+        choices=["smoke", "quick", "paper"],
+        help="smoke (seconds), quick (default: minutes to an hour on a CPU) or paper (the paper's sizes)",
+    )
     m = sub.add_parser("melodies", help="re-extract the shipped melody table from the music21 corpus (minutes)")
     m.add_argument("--out", default=None)
     ix = sub.add_parser("index", help="index a real dataset from local files into the common CSV format")

@@ -1,5 +1,6 @@
 """The instruments of SynthMUSIC-21 and of the embedding corpus's extra vocabulary (GM program, range, playing style,
 tempo) and the captions of the embedding corpus."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,9 +9,24 @@ from typing import Callable
 import numpy as np
 
 from bimodal.datasets.labels import CLASSES
-from bimodal.datasets.styles import (perc_single, style_accordion, style_arpeggio, style_bagpipe, style_banjo,
-                                     style_bass, style_congas, style_drum, style_erhu, style_legato, style_piano,
-                                     style_sfx, style_strum, style_tremolo, style_xylophone)
+from bimodal.datasets.styles import (
+    perc_single,
+    style_accordion,
+    style_arpeggio,
+    style_bagpipe,
+    style_banjo,
+    style_bass,
+    style_congas,
+    style_drum,
+    style_erhu,
+    style_legato,
+    style_piano,
+    style_sfx,
+    style_strum,
+    style_tremolo,
+    style_xylophone,
+)
+
 
 @dataclass(frozen=True)
 class Instrument:
@@ -42,9 +58,14 @@ INSTRUMENTS: dict[str, Instrument] = {
     "electric bass": Instrument(33, 28, 55, style_bass, (80, 132), prefer="bach"),
     "erhu": Instrument(110, 62, 88, style_erhu, (54, 100), prefer="essenFolksong/han"),
     "flute": Instrument(73, 62, 93, _legato(artic=(0.8, 1.0)), (72, 132)),
-    "guzheng": Instrument(107, 45, 86, lambda s, c, d: style_arpeggio(s, c, d, step_q=0.25, pentatonic=True,
-                                                                       sweeps=True), (60, 104),
-                          prefer="essenFolksong/han"),
+    "guzheng": Instrument(
+        107,
+        45,
+        86,
+        lambda s, c, d: style_arpeggio(s, c, d, step_q=0.25, pentatonic=True, sweeps=True),
+        (60, 104),
+        prefer="essenFolksong/han",
+    ),
     "piano": Instrument(0, 36, 96, style_piano, (66, 132)),
     "pipa": Instrument(106, 52, 84, style_tremolo, (54, 96), prefer="essenFolksong/han"),
     "saxophone": Instrument(65, 49, 80, _legato(artic=(0.7, 1.0)), (72, 132)),
@@ -60,22 +81,55 @@ INSTRUMENTS: dict[str, Instrument] = {
 # label -> (Instrument, noun phrase for captions, kind). Kinds shape the caption templates.
 def _extra_instruments() -> dict[str, tuple[Instrument, str]]:
     mel = {
-        "church organ": (19, 36, 84, "melodic"), "harp": (46, 40, 88, "plucked"), "marimba": (12, 48, 84, "melodic"),
-        "vibraphone": (11, 53, 89, "melodic"), "harpsichord": (6, 41, 84, "keys"), "celesta": (8, 60, 96, "melodic"),
-        "glockenspiel": (9, 72, 105, "melodic"), "music box": (10, 60, 96, "melodic"),
-        "tubular bells": (14, 60, 77, "melodic"), "harmonica": (22, 60, 84, "melodic"),
-        "electric guitar": (27, 40, 81, "plucked"), "distorted guitar": (30, 40, 76, "melodic"),
-        "viola": (41, 48, 81, "melodic"), "double bass": (43, 28, 55, "bass"), "timpani": (47, 40, 55, "bass"),
-        "string ensemble": (48, 43, 84, "keys"), "choir": (52, 48, 79, "melodic"), "trombone": (57, 40, 72, "melodic"),
-        "french horn": (60, 41, 77, "melodic"), "oboe": (68, 58, 89, "melodic"), "piccolo": (72, 74, 102, "melodic"),
-        "recorder": (74, 60, 91, "melodic"), "pan flute": (75, 60, 89, "melodic"), "sitar": (104, 48, 77, "melodic"),
-        "kalimba": (108, 60, 84, "plucked"), "steel drums": (114, 52, 81, "melodic"),
-        "synthesizer": (80, 48, 84, "melodic"), "whistling": (78, 58, 78, "melodic"),  # TimGM6mb: silent above 78
+        "church organ": (19, 36, 84, "melodic"),
+        "harp": (46, 40, 88, "plucked"),
+        "marimba": (12, 48, 84, "melodic"),
+        "vibraphone": (11, 53, 89, "melodic"),
+        "harpsichord": (6, 41, 84, "keys"),
+        "celesta": (8, 60, 96, "melodic"),
+        "glockenspiel": (9, 72, 105, "melodic"),
+        "music box": (10, 60, 96, "melodic"),
+        "tubular bells": (14, 60, 77, "melodic"),
+        "harmonica": (22, 60, 84, "melodic"),
+        "electric guitar": (27, 40, 81, "plucked"),
+        "distorted guitar": (30, 40, 76, "melodic"),
+        "viola": (41, 48, 81, "melodic"),
+        "double bass": (43, 28, 55, "bass"),
+        "timpani": (47, 40, 55, "bass"),
+        "string ensemble": (48, 43, 84, "keys"),
+        "choir": (52, 48, 79, "melodic"),
+        "trombone": (57, 40, 72, "melodic"),
+        "french horn": (60, 41, 77, "melodic"),
+        "oboe": (68, 58, 89, "melodic"),
+        "piccolo": (72, 74, 102, "melodic"),
+        "recorder": (74, 60, 91, "melodic"),
+        "pan flute": (75, 60, 89, "melodic"),
+        "sitar": (104, 48, 77, "melodic"),
+        "kalimba": (108, 60, 84, "plucked"),
+        "steel drums": (114, 52, 81, "melodic"),
+        "synthesizer": (80, 48, 84, "melodic"),
+        "whistling": (78, 58, 78, "melodic"),  # TimGM6mb: silent above 78
     }
-    sfx = {"ocean waves": 122, "birds chirping": 123, "telephone ringing": 124, "helicopter": 125,
-           "applause": 126, "gunshots": 127, "breathing": 121}
-    perc = {"tambourine": 54, "cowbell": 56, "hand claps": 39, "bongos": 60, "triangle": 81, "maracas": 70,
-            "timbales": 65, "woodblock": 76, "castanets": 85}
+    sfx = {
+        "ocean waves": 122,
+        "birds chirping": 123,
+        "telephone ringing": 124,
+        "helicopter": 125,
+        "applause": 126,
+        "gunshots": 127,
+        "breathing": 121,
+    }
+    perc = {
+        "tambourine": 54,
+        "cowbell": 56,
+        "hand claps": 39,
+        "bongos": 60,
+        "triangle": 81,
+        "maracas": 70,
+        "timbales": 65,
+        "woodblock": 76,
+        "castanets": 85,
+    }
     out: dict[str, tuple[Instrument, str]] = {}
     styles = {"melodic": _legato(), "plucked": style_arpeggio, "keys": style_piano, "bass": style_bass}
     for label, (prog, lo, hi, kind) in mel.items():
@@ -88,9 +142,19 @@ def _extra_instruments() -> dict[str, tuple[Instrument, str]]:
 
 
 EXTRA_INSTRUMENTS: dict[str, tuple[Instrument, str]] = _extra_instruments()
-_KIND_OF_CLASS = {"congas": "perc", "drum": "perc", "electric bass": "bass", "tuba": "bass", "piano": "keys",
-                  "accordion": "keys", "acoustic guitar": "plucked", "banjo": "plucked", "guzheng": "plucked",
-                  "ukulele": "plucked", "pipa": "plucked"}
+_KIND_OF_CLASS = {
+    "congas": "perc",
+    "drum": "perc",
+    "electric bass": "bass",
+    "tuba": "bass",
+    "piano": "keys",
+    "accordion": "keys",
+    "acoustic guitar": "plucked",
+    "banjo": "plucked",
+    "guzheng": "plucked",
+    "ukulele": "plucked",
+    "pipa": "plucked",
+}
 
 
 def embedding_labels() -> tuple[str, ...]:
@@ -104,13 +168,15 @@ def label_kind(label: str) -> str:
     return _KIND_OF_CLASS.get(label, "melodic")
 
 
-_SFX_PHRASES = {"ocean waves": ["ocean waves crashing", "waves washing on a shore", "the sea"],
-                "birds chirping": ["birds chirping", "a bird singing", "birdsong"],
-                "telephone ringing": ["a telephone ringing", "a phone rings", "an old telephone bell"],
-                "helicopter": ["a helicopter flying", "helicopter rotor noise", "a helicopter passing"],
-                "applause": ["an audience applauding", "people clapping", "a crowd applauds"],
-                "gunshots": ["gunshots", "a gun firing", "shots being fired"],
-                "breathing": ["someone breathing", "heavy breathing", "breath noise"]}
+_SFX_PHRASES = {
+    "ocean waves": ["ocean waves crashing", "waves washing on a shore", "the sea"],
+    "birds chirping": ["birds chirping", "a bird singing", "birdsong"],
+    "telephone ringing": ["a telephone ringing", "a phone rings", "an old telephone bell"],
+    "helicopter": ["a helicopter flying", "helicopter rotor noise", "a helicopter passing"],
+    "applause": ["an audience applauding", "people clapping", "a crowd applauds"],
+    "gunshots": ["gunshots", "a gun firing", "shots being fired"],
+    "breathing": ["someone breathing", "heavy breathing", "breath noise"],
+}
 
 
 def captions_for(label: str, tempo_qpm: float, rng: np.random.Generator) -> tuple[str, list[str]]:
@@ -122,13 +188,25 @@ def captions_for(label: str, tempo_qpm: float, rng: np.random.Generator) -> tupl
         phrases = _SFX_PHRASES[label]
         variants = [f"the sound of {label}", *phrases, f"a recording of {phrases[0]}"]
     elif kind == "perc":
-        variants = [f"the sound of {label}", f"{label} playing a {speed} rhythm", f"someone playing {label}",
-                    f"a {speed} {label} pattern", f"percussion: {label}", f"{label} groove"]
+        variants = [
+            f"the sound of {label}",
+            f"{label} playing a {speed} rhythm",
+            f"someone playing {label}",
+            f"a {speed} {label} pattern",
+            f"percussion: {label}",
+            f"{label} groove",
+        ]
     else:
         noun = {"melodic": "melody", "plucked": "tune", "keys": "piece", "bass": "bass line"}[kind]
-        variants = [f"the sound of {label}", f"{art} {label} playing a {speed} {noun}", f"{label} music",
-                    f"someone playing the {label}", f"a solo {label}", f"a recording of {art} {label}",
-                    f"a {speed} {noun} on the {label}"]
+        variants = [
+            f"the sound of {label}",
+            f"{art} {label} playing a {speed} {noun}",
+            f"{label} music",
+            f"someone playing the {label}",
+            f"a solo {label}",
+            f"a recording of {art} {label}",
+            f"a {speed} {noun} on the {label}",
+        ]
     return variants[int(rng.integers(len(variants)))], variants
 
 

@@ -1,10 +1,29 @@
 """The 21 SynthMUSIC-21 classes, their prompts (Table 6) and file-system names."""
+
 from __future__ import annotations
 
 CLASSES: tuple[str, ...] = (
-    "accordion", "acoustic guitar", "bagpipe", "banjo", "bassoon", "cello", "clarinet", "congas", "drum",
-    "electric bass", "erhu", "flute", "guzheng", "piano", "pipa", "saxophone", "trumpet", "tuba", "ukulele",
-    "violin", "xylophone",
+    "accordion",
+    "acoustic guitar",
+    "bagpipe",
+    "banjo",
+    "bassoon",
+    "cello",
+    "clarinet",
+    "congas",
+    "drum",
+    "electric bass",
+    "erhu",
+    "flute",
+    "guzheng",
+    "piano",
+    "pipa",
+    "saxophone",
+    "trumpet",
+    "tuba",
+    "ukulele",
+    "violin",
+    "xylophone",
 )
 
 

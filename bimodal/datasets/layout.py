@@ -7,6 +7,7 @@ Layout under ``data_root(cfg.root)``::
 
 The split of a clip follows its index (`SPLIT_PATTERN`: 70/10/20 train/val/test in every class).
 """
+
 from __future__ import annotations
 
 import io

@@ -1,6 +1,7 @@
 """Loading a dataset's clip table: SynthMUSIC-21 and the embedding corpus as `bimodal data build` rendered them, or a
 common-format index CSV of real data (bimodal.datasets.index). Loading never renders: a dataset that is not built
 is a :class:`DatasetNotBuilt` error naming the command that builds it."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,8 +12,14 @@ import pandas as pd
 from bimodal.config import PROFILES, ConfigError, DataConfig, get_config
 from bimodal.datasets.instruments import embedding_labels
 from bimodal.datasets.labels import CLASSES
-from bimodal.datasets.layout import (EMBEDDING_COLUMNS, SEPARATION_COLUMNS, absolute, clip_path, embedding_dir,
-                                     synthmusic21_dir)
+from bimodal.datasets.layout import (
+    EMBEDDING_COLUMNS,
+    SEPARATION_COLUMNS,
+    absolute,
+    clip_path,
+    embedding_dir,
+    synthmusic21_dir,
+)
 from bimodal.datasets.soundfonts import SOUNDFONT_SILENT_LABELS
 
 
@@ -27,10 +34,14 @@ _BUILD_FIELDS = ("sample_rate", "clip_samples", "seed", "clips_per_class", "embe
 def build_command(cfg: DataConfig, what: str = "separation", soundfonts: tuple[str, ...] = ()) -> str:
     """The `bimodal data build` command line that renders what `cfg` needs: the smallest profile whose data
     settings cover it, plus `--set` for the fields that still differ."""
+
     def covers(p: str) -> bool:
         d = get_config(p).data
-        return all(getattr(d, f) == getattr(cfg, f) for f in ("sample_rate", "clip_samples", "seed")) and \
-            d.clips_per_class >= cfg.clips_per_class and d.embedding_clips_per_label >= cfg.embedding_clips_per_label
+        return (
+            all(getattr(d, f) == getattr(cfg, f) for f in ("sample_rate", "clip_samples", "seed"))
+            and d.clips_per_class >= cfg.clips_per_class
+            and d.embedding_clips_per_label >= cfg.embedding_clips_per_label
+        )
 
     profile = next((p for p in PROFILES if covers(p)), None)
     sets = []
@@ -46,8 +57,9 @@ def build_command(cfg: DataConfig, what: str = "separation", soundfonts: tuple[s
     return " ".join(parts)
 
 
-def built_rows(out_dir: Path, labels: tuple[str, ...], per_label: int, columns: list[str], label_col: str,
-               command: str, what: str) -> pd.DataFrame:
+def built_rows(
+    out_dir: Path, labels: tuple[str, ...], per_label: int, columns: list[str], label_col: str, command: str, what: str
+) -> pd.DataFrame:
     """The manifest rows of labels × range(per_label) in out_dir, with absolute paths, checked to exist on disk."""
     manifest_path = out_dir / "manifest.csv"
     if not manifest_path.is_file():
@@ -57,25 +69,39 @@ def built_rows(out_dir: Path, labels: tuple[str, ...], per_label: int, columns: 
     rows = df.set_index("path").reindex(wanted)
     missing = [p for p, ok in zip(wanted, rows[label_col].notna()) if not ok or not (out_dir / p).is_file()]
     if missing:
-        raise DatasetNotBuilt(f"{what} in {out_dir} lacks {len(missing)} of its {len(wanted)} clips (e.g. "
-                              f"{missing[0]}); run `{command}`")
+        raise DatasetNotBuilt(
+            f"{what} in {out_dir} lacks {len(missing)} of its {len(wanted)} clips (e.g. {missing[0]}); run `{command}`"
+        )
     rows = rows.reset_index()[columns]
     return absolute(rows, out_dir)
 
 
 def synthmusic21_manifest(cfg: DataConfig) -> pd.DataFrame:
     """The rendered SynthMUSIC-21 clips cfg names (cfg.clips_per_class per class), absolute paths."""
-    return built_rows(synthmusic21_dir(cfg), CLASSES, cfg.clips_per_class, SEPARATION_COLUMNS, "cls",
-                      build_command(cfg, "separation"), f"SynthMUSIC-21 ({cfg.clips_per_class} clips per class)")
+    return built_rows(
+        synthmusic21_dir(cfg),
+        CLASSES,
+        cfg.clips_per_class,
+        SEPARATION_COLUMNS,
+        "cls",
+        build_command(cfg, "separation"),
+        f"SynthMUSIC-21 ({cfg.clips_per_class} clips per class)",
+    )
 
 
 def embedding_corpus_manifest(cfg: DataConfig, soundfont: str = "timgm6mb") -> pd.DataFrame:
     """The rendered embedding corpus in one corpus SoundFont (cfg.embedding_clips_per_label clips per label)."""
     silent = SOUNDFONT_SILENT_LABELS.get(soundfont, ())
     labels = tuple(lab for lab in embedding_labels() if lab not in silent)
-    return built_rows(embedding_dir(cfg, soundfont), labels, cfg.embedding_clips_per_label, EMBEDDING_COLUMNS,
-                      "label", build_command(cfg, "embedding", (soundfont,)),
-                      f"the embedding corpus in {soundfont} ({cfg.embedding_clips_per_label} clips per label)")
+    return built_rows(
+        embedding_dir(cfg, soundfont),
+        labels,
+        cfg.embedding_clips_per_label,
+        EMBEDDING_COLUMNS,
+        "label",
+        build_command(cfg, "embedding", (soundfont,)),
+        f"the embedding corpus in {soundfont} ({cfg.embedding_clips_per_label} clips per label)",
+    )
 
 
 def splits_share_no_melody(manifest: pd.DataFrame) -> bool:
@@ -119,8 +145,10 @@ def load_manifest(cfg: DataConfig) -> pd.DataFrame:
     else:
         path = Path(cfg.dataset)
         if not path.is_file():
-            raise ConfigError(f"config field 'data.dataset': {cfg.dataset!r} is neither 'synthmusic21' nor an "
-                              f"index CSV file (build one with `bimodal data index ...`)")
+            raise ConfigError(
+                f"config field 'data.dataset': {cfg.dataset!r} is neither 'synthmusic21' nor an "
+                f"index CSV file (build one with `bimodal data index ...`)"
+            )
         df = pd.read_csv(path, keep_default_na=False)
         missing = {"path", "cls", "split"} - set(df.columns)
         if missing:

@@ -1,5 +1,6 @@
 """Melodies of the music21 corpus (shipped as bimodal/compositions/melodies.csv), their seed-free split into the
 SynthMUSIC-21 and embedding-corpus pools, and the re-extraction that regenerates the table."""
+
 from __future__ import annotations
 
 import csv
@@ -26,8 +27,18 @@ class Melody:
 
 # Which corpus files feed the pool: chorales (soprano + bass lines), Scottish/Irish fiddle tunes, German and Chinese
 # folk songs (the Chinese ones suit erhu / pipa / guzheng). Fixed lists keep extraction deterministic.
-_ESSEN_FILES = ("han1.abc", "han2.abc", "altdeu10.abc", "kinder0.abc", "ballad10.abc", "ballad20.abc",
-                "boehme10.abc", "erk5.abc", "irl.abc", "folkHaydn.abc")
+_ESSEN_FILES = (
+    "han1.abc",
+    "han2.abc",
+    "altdeu10.abc",
+    "kinder0.abc",
+    "ballad10.abc",
+    "ballad20.abc",
+    "boehme10.abc",
+    "erk5.abc",
+    "irl.abc",
+    "folkHaydn.abc",
+)
 _ONEILLS_FILES = ("0001-0050.abc", "0051-0100.abc", "0101-0200.abc", "0201-0300.abc")
 
 
@@ -78,8 +89,17 @@ def extract_melodies(out_csv: str | Path = MELODIES_CSV, *, verbose: bool = True
         if got is None:
             return
         tonic, minor, bar = _key_and_bar(score)
-        rows.append({"melody_id": mel_id, "group": group, "source": source, "tonic": tonic, "minor": int(minor),
-                     "bar": bar, "notes": " ".join(f"{p}/{d:g}" for p, d in zip(*got))})
+        rows.append(
+            {
+                "melody_id": mel_id,
+                "group": group,
+                "source": source,
+                "tonic": tonic,
+                "minor": int(minor),
+                "bar": bar,
+                "notes": " ".join(f"{p}/{d:g}" for p, d in zip(*got)),
+            }
+        )
 
     for path in core:
         rel = path.split("/corpus/", 1)[1]
@@ -130,8 +150,18 @@ def load_melodies(path: str | Path = MELODIES_CSV) -> tuple[Melody, ...]:
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
             notes = [tok.split("/") for tok in row["notes"].split()]
-            out.append(Melody(row["melody_id"], row["group"], row["source"], int(row["tonic"]), row["minor"] == "1",
-                              float(row["bar"]), tuple(int(p) for p, _ in notes), tuple(float(d) for _, d in notes)))
+            out.append(
+                Melody(
+                    row["melody_id"],
+                    row["group"],
+                    row["source"],
+                    int(row["tonic"]),
+                    row["minor"] == "1",
+                    float(row["bar"]),
+                    tuple(int(p) for p, _ in notes),
+                    tuple(float(d) for _, d in notes),
+                )
+            )
     return tuple(out)
 
 

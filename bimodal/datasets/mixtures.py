@@ -1,5 +1,6 @@
 """The mixtures a separator trains and is evaluated on: training mixtures-of-mixtures (Sections 3.2–3.4,
 Algorithm 1, prompts of Table 6) and the fixed, seeded evaluation compositions val2 / test2 / test3."""
+
 from __future__ import annotations
 
 import warnings
@@ -28,7 +29,7 @@ def read_segment(path: str, start: int, length: int, sample_rate: int) -> np.nda
             f.seek(min(start, max(0, info.frames - 1)))
             wave = f.read(length, dtype="float32")
     else:
-        wave = load_audio(path, sample_rate)[start:start + length]
+        wave = load_audio(path, sample_rate)[start : start + length]
     if len(wave) < length:
         wave = np.pad(wave, (0, length - len(wave)))
     return wave
@@ -47,8 +48,18 @@ class MixtureDataset(torch.utils.data.Dataset):
     [0.5, 1.5] (clipped to ±1), divided once by N·K so the MoM stays within ±1. K=1 gives N single sources
     (the supervised case)."""
 
-    def __init__(self, cfg: DataConfig, manifest: pd.DataFrame, split: str = "train", *, k_sources: int | None = None,
-                 n_mix: int | None = None, subset: str = "all", seed: int = 0, items: int | None = None):
+    def __init__(
+        self,
+        cfg: DataConfig,
+        manifest: pd.DataFrame,
+        split: str = "train",
+        *,
+        k_sources: int | None = None,
+        n_mix: int | None = None,
+        subset: str = "all",
+        seed: int = 0,
+        items: int | None = None,
+    ):
         if split not in ("train", "val", "test"):
             raise ValueError(f"MixtureDataset: split must be train, val or test, got {split!r}")
         if subset not in ("all", "single", "mixture"):
@@ -62,14 +73,18 @@ class MixtureDataset(torch.utils.data.Dataset):
         rows = manifest[manifest["split"] == split]
         if subset != "all":
             if "subset" not in rows.columns or not (rows["subset"] == subset).any():
-                raise ValueError(f"MixtureDataset: no {split} clips in subset {subset!r}; set "
-                                 f"data.single_source_fraction > 0 (load_manifest assigns the subsets)")
+                raise ValueError(
+                    f"MixtureDataset: no {split} clips in subset {subset!r}; set "
+                    f"data.single_source_fraction > 0 (load_manifest assigns the subsets)"
+                )
             rows = rows[rows["subset"] == subset]
         self.by_class: dict[str, list[str]] = {c: sorted(g["path"].tolist()) for c, g in rows.groupby("cls")}
         self.classes = sorted(self.by_class)
         if len(self.classes) < self.n * self.k:
-            raise ValueError(f"MixtureDataset: {self.n} mixtures x {self.k} sources need {self.n * self.k} distinct "
-                             f"classes; the {split}/{subset} clips have {len(self.classes)}")
+            raise ValueError(
+                f"MixtureDataset: {self.n} mixtures x {self.k} sources need {self.n * self.k} distinct "
+                f"classes; the {split}/{subset} clips have {len(self.classes)}"
+            )
         self.items = int(items or cfg.train_items_per_epoch)
         self._frame_counts: dict[str, int] = {}
 
@@ -102,11 +117,14 @@ class MixtureDataset(torch.utils.data.Dataset):
             sources[j // K, j % K] = wave / (N * K)
             classes.append(cls)
             paths.append(path)
-        classes_nk = [classes[n * K:(n + 1) * K] for n in range(N)]
-        return {"sources": torch.from_numpy(sources), "classes": classes_nk,
-                "mixture_prompts": [mixture_prompt(c) for c in classes_nk],
-                "source_prompts": [[single_prompt(x) for x in c] for c in classes_nk],
-                "paths": [paths[n * K:(n + 1) * K] for n in range(N)]}
+        classes_nk = [classes[n * K : (n + 1) * K] for n in range(N)]
+        return {
+            "sources": torch.from_numpy(sources),
+            "classes": classes_nk,
+            "mixture_prompts": [mixture_prompt(c) for c in classes_nk],
+            "source_prompts": [[single_prompt(x) for x in c] for c in classes_nk],
+            "paths": [paths[n * K : (n + 1) * K] for n in range(N)],
+        }
 
 
 def collate_mixtures(batch: list[dict]) -> dict:
@@ -194,7 +212,9 @@ class EvalMixtureDataset(torch.utils.data.Dataset):
             if shipped.is_file():
                 comp = pd.read_csv(shipped, keep_default_na=False)
             else:
-                warnings.warn(f"no shipped composition {shipped.name}; generating it for this configuration", stacklevel=2)
+                warnings.warn(
+                    f"no shipped composition {shipped.name}; generating it for this configuration", stacklevel=2
+                )
                 comp = make_composition(cfg, name)
         else:
             self.base = Path(cfg.dataset).parent
@@ -207,8 +227,10 @@ class EvalMixtureDataset(torch.utils.data.Dataset):
             needed = sorted({p for s in range(1, self.S + 1) for p in self.comp[f"path_{s}"]})
             missing = [p for p in needed if not (self.base / p).is_file()]
             if missing:
-                raise DatasetNotBuilt(f"evaluation set {name!r} needs {len(missing)} SynthMUSIC-21 clips that are "
-                                      f"not in {self.base} (e.g. {missing[0]}); run `{build_command(cfg)}`")
+                raise DatasetNotBuilt(
+                    f"evaluation set {name!r} needs {len(missing)} SynthMUSIC-21 clips that are "
+                    f"not in {self.base} (e.g. {missing[0]}); run `{build_command(cfg)}`"
+                )
 
     def __len__(self) -> int:
         return len(self.comp)
@@ -225,6 +247,10 @@ class EvalMixtureDataset(torch.utils.data.Dataset):
             waves.append(read_segment(path, start, T, self.cfg.sample_rate))
         sources = np.stack(waves) / S
         classes = [str(row[f"cls_{s}"]) for s in range(1, S + 1)]
-        return {"sources": torch.from_numpy(sources.astype(np.float32)), "classes": classes,
-                "source_prompts": [single_prompt(c) for c in classes], "mixture_prompt": mixture_prompt(classes),
-                "mixture_id": str(row["mixture_id"])}
+        return {
+            "sources": torch.from_numpy(sources.astype(np.float32)),
+            "classes": classes,
+            "source_prompts": [single_prompt(c) for c in classes],
+            "mixture_prompt": mixture_prompt(classes),
+            "mixture_id": str(row["mixture_id"]),
+        }

@@ -10,6 +10,7 @@ Pipeline of one clip (a pure function of its seed sequence, so the same seed giv
 
 Why hand-written: pretty_midi.fluidsynth() reloads the SoundFont on every call and mixes to one channel.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -47,13 +48,24 @@ class Renderer:
             raise FileNotFoundError(f"{self.sf2}: SoundFont not found")
         self.sample_rate = sample_rate
         self._write = fluidsynth.cfunc(
-            "fluid_synth_write_float", ctypes.c_int, ("synth", ctypes.c_void_p, 1), ("len", ctypes.c_int, 1),
-            ("lout", ctypes.c_void_p, 1), ("loff", ctypes.c_int, 1), ("lincr", ctypes.c_int, 1),
-            ("rout", ctypes.c_void_p, 1), ("roff", ctypes.c_int, 1), ("rincr", ctypes.c_int, 1))
+            "fluid_synth_write_float",
+            ctypes.c_int,
+            ("synth", ctypes.c_void_p, 1),
+            ("len", ctypes.c_int, 1),
+            ("lout", ctypes.c_void_p, 1),
+            ("loff", ctypes.c_int, 1),
+            ("lincr", ctypes.c_int, 1),
+            ("rout", ctypes.c_void_p, 1),
+            ("roff", ctypes.c_int, 1),
+            ("rincr", ctypes.c_int, 1),
+        )
 
     def _new_synth(self, program: int, chan1_program: int, bank: int = 0, kit: int = 0):
-        synth = self._fs.Synth(gain=0.5, samplerate=float(self.sample_rate), **{
-            "synth.reverb.active": 0, "synth.chorus.active": 0, "synth.dynamic-sample-loading": 1})
+        synth = self._fs.Synth(
+            gain=0.5,
+            samplerate=float(self.sample_rate),
+            **{"synth.reverb.active": 0, "synth.chorus.active": 0, "synth.dynamic-sample-loading": 1},
+        )
         sfid = synth.sfload(self.sf2)
         if sfid < 0:
             synth.delete()
@@ -64,8 +76,16 @@ class Renderer:
         synth.program_select(PERC, sfid, 128, kit)
         return synth
 
-    def render(self, score: Score, n_samples: int, program: int, chan1_program: int | None = None, *,
-               bank: int = 0, kit: int = 0) -> np.ndarray:
+    def render(
+        self,
+        score: Score,
+        n_samples: int,
+        program: int,
+        chan1_program: int | None = None,
+        *,
+        bank: int = 0,
+        kit: int = 0,
+    ) -> np.ndarray:
         """Mono float32 [n_samples] at self.sample_rate; `bank` selects the melodic preset's bank (FluidR3 keeps
         variations in bank 8), `kit` the percussion kit (bank 128)."""
         total = -(-n_samples // BLOCK) * BLOCK
@@ -75,7 +95,7 @@ class Renderer:
         def advance(to: int) -> None:
             to = min(to, total)
             if to > advance.pos:
-                buf = out[advance.pos:to]  # a contiguous view: interleaved L/R floats
+                buf = out[advance.pos : to]  # a contiguous view: interleaved L/R floats
                 ptr = buf.ctypes.data
                 self._write(synth.synth, to - advance.pos, ptr, 0, 2, ptr, 1, 2)
                 advance.pos = to
@@ -157,13 +177,23 @@ def varied_params(label: str, rng: np.random.Generator, program: int) -> dict:
     presets = VARIED_PRESETS.get(label, ((0, program),))
     bank, prog = presets[int(rng.integers(len(presets)))]
     kits = VARIED_KITS.get(label, (0,))
-    eq = [(float(np.exp(rng.uniform(np.log(80), np.log(6000)))), float(rng.uniform(-9, 9)),
-           float(rng.uniform(0.5, 2.0))) for _ in range(int(rng.integers(1, 4)))]  # (Hz, dB, Q) peaking filters
-    return {"bank": int(bank), "program": int(prog), "kit": int(kits[int(rng.integers(len(kits)))]),
-            "velocity_scale": float(rng.uniform(0.55, 1.25)), "velocity_jitter": float(rng.uniform(0, 14)),
-            "articulation": float(rng.uniform(0.55, 1.15)), "eq": eq, "rt60": float(rng.uniform(0.2, 1.8)),
-            "wet": float(rng.uniform(0.1, 0.6)), "level_db": float(rng.uniform(-10, 4)),
-            "snr_db": float(rng.uniform(30, 55))}
+    eq = [
+        (float(np.exp(rng.uniform(np.log(80), np.log(6000)))), float(rng.uniform(-9, 9)), float(rng.uniform(0.5, 2.0)))
+        for _ in range(int(rng.integers(1, 4)))
+    ]  # (Hz, dB, Q) peaking filters
+    return {
+        "bank": int(bank),
+        "program": int(prog),
+        "kit": int(kits[int(rng.integers(len(kits)))]),
+        "velocity_scale": float(rng.uniform(0.55, 1.25)),
+        "velocity_jitter": float(rng.uniform(0, 14)),
+        "articulation": float(rng.uniform(0.55, 1.15)),
+        "eq": eq,
+        "rt60": float(rng.uniform(0.2, 1.8)),
+        "wet": float(rng.uniform(0.1, 0.6)),
+        "level_db": float(rng.uniform(-10, 4)),
+        "snr_db": float(rng.uniform(30, 55)),
+    }
 
 
 def vary_score(score: Score, p: dict, rng: np.random.Generator) -> Score:
@@ -217,9 +247,17 @@ def gap_fraction(wave: np.ndarray, sr: int, frame_s: float = 0.1, rel_db: float 
     return float(np.mean(rms < ref * 10 ** (rel_db / 20)))
 
 
-def render_clip(label: str, melodies: tuple[Melody, ...], seed_seq: list[int], *, n_samples: int,
-                sample_rate: int = 11025, sf2: str | Path | None = None, max_tries: int = 6,
-                variety: str = "basic") -> tuple[np.ndarray, dict]:
+def render_clip(
+    label: str,
+    melodies: tuple[Melody, ...],
+    seed_seq: list[int],
+    *,
+    n_samples: int,
+    sample_rate: int = 11025,
+    sf2: str | Path | None = None,
+    max_tries: int = 6,
+    variety: str = "basic",
+) -> tuple[np.ndarray, dict]:
     """Render one clip of `label` with a melody drawn from `melodies`; a pure function of seed_seq (and variety).
 
     Returns (mono float32 [n_samples] at sample_rate, info dict with melody_id, tempo, transposition, caption
@@ -250,24 +288,50 @@ def render_clip(label: str, melodies: tuple[Melody, ...], seed_seq: list[int], *
             t += mel.durs[i] * spb
             i = (i + 1) % len(mel.pitches)
         placed = _place(line_p, inst.lo, inst.hi, rng)
-        ctx = Ctx(rng, spb, T, list(zip(line_t, line_d, placed)), (mel.tonic + placed[0] - line_p[0]) % 12,
-                  mel.minor, mel.bar, inst.lo, inst.hi)
+        ctx = Ctx(
+            rng,
+            spb,
+            T,
+            list(zip(line_t, line_d, placed)),
+            (mel.tonic + placed[0] - line_p[0]) % 12,
+            mel.minor,
+            mel.bar,
+            inst.lo,
+            inst.hi,
+        )
         score = Score()
         dyn = rng.uniform(60, 105)
         inst.style(score, ctx, dyn)
-        info = {"melody_id": mel.melody_id, "group": mel.group, "tempo": round(qpm, 2),
-                "transpose": int(placed[0] - line_p[0]), "attempt": attempt}
+        info = {
+            "melody_id": mel.melody_id,
+            "group": mel.group,
+            "tempo": round(qpm, 2),
+            "transpose": int(placed[0] - line_p[0]),
+            "attempt": attempt,
+        }
         if vrng is None:
             hi_rate = renderer.render(score, n_render, inst.program, inst.chan1_program)
         else:
             vp = varied_params(label, vrng, inst.program)
             chan1 = vp["program"] if inst.chan1_program in (None, inst.program) else inst.chan1_program
-            hi_rate = renderer.render(vary_score(score, vp, vrng), n_render, vp["program"] if inst.program >= 0
-                                      else inst.program, chan1, bank=vp["bank"], kit=vp["kit"])
-            info.update(preset=f"{128 if inst.program < 0 else vp['bank']}:{vp['kit'] if inst.program < 0 else vp['program']}",
-                        velocity_scale=round(vp["velocity_scale"], 3), articulation=round(vp["articulation"], 3),
-                        eq_db="|".join(f"{f:.0f}Hz{g:+.1f}" for f, g, _ in vp["eq"]), rt60=round(vp["rt60"], 3),
-                        wet=round(vp["wet"], 3), level_db=round(vp["level_db"], 2), snr_db=round(vp["snr_db"], 1))
+            hi_rate = renderer.render(
+                vary_score(score, vp, vrng),
+                n_render,
+                vp["program"] if inst.program >= 0 else inst.program,
+                chan1,
+                bank=vp["bank"],
+                kit=vp["kit"],
+            )
+            info.update(
+                preset=f"{128 if inst.program < 0 else vp['bank']}:{vp['kit'] if inst.program < 0 else vp['program']}",
+                velocity_scale=round(vp["velocity_scale"], 3),
+                articulation=round(vp["articulation"], 3),
+                eq_db="|".join(f"{f:.0f}Hz{g:+.1f}" for f, g, _ in vp["eq"]),
+                rt60=round(vp["rt60"], 3),
+                wet=round(vp["wet"], 3),
+                level_db=round(vp["level_db"], 2),
+                snr_db=round(vp["snr_db"], 1),
+            )
         wave = resample(hi_rate, RENDER_SR, sample_rate)[:n_samples].astype(np.float32)
         if len(wave) < n_samples:
             wave = np.pad(wave, (0, n_samples - len(wave)))

@@ -1,5 +1,6 @@
 """The SoundFonts that render the datasets: FluidR3 for SynthMUSIC-21 (the separator's domain) and the corpus
 SoundFonts of the joint-embedding corpus (never FluidR3)."""
+
 from __future__ import annotations
 
 import os
@@ -34,8 +35,9 @@ CSOUND_GM = Path("/usr/share/sounds/sf2/sf_GMbank.sf2")
 
 
 def csound_gm_path() -> Path:
-    return _debian_soundfont(CSOUND_GM, "BIMODAL_CSOUND_SF2", "the csound GM SoundFont (sf_GMbank.sf2)",
-                             "csound-soundfont (`make setup`)")
+    return _debian_soundfont(
+        CSOUND_GM, "BIMODAL_CSOUND_SF2", "the csound GM SoundFont (sf_GMbank.sf2)", "csound-soundfont (`make setup`)"
+    )
 
 
 OPL3_FM = Path("/usr/share/sounds/sf2/OPL-3_FM_128M.sf2")
@@ -47,8 +49,11 @@ def opl3_path() -> Path:
 
 # SoundFonts the joint-embedding corpus may be rendered with. Never FluidR3 (or a SoundFont derived from it, such
 # as MuseScore General): that is SynthMUSIC-21's, the separator's domain, on which the surrogate is evaluated.
-CORPUS_SOUNDFONTS: dict[str, Callable[[], Path]] = {"timgm6mb": timgm6mb_path, "csound": csound_gm_path,
-                                                    "opl3": opl3_path}  # OPL3: FM synthesis, far from samples
+CORPUS_SOUNDFONTS: dict[str, Callable[[], Path]] = {
+    "timgm6mb": timgm6mb_path,
+    "csound": csound_gm_path,
+    "opl3": opl3_path,
+}  # OPL3: FM synthesis, far from samples
 
 
 # Labels a corpus SoundFont has no sound for (their rendering stays silent): the corpus leaves them out.

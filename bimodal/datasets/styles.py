@@ -3,6 +3,7 @@
 
 Why hand-written: no library turns a melody into idiomatic accompaniment patterns per instrument.
 """
+
 from __future__ import annotations
 
 import math
@@ -67,6 +68,7 @@ class Score:
 @dataclass
 class Ctx:
     """Everything a style needs: the melody placed in time and register, the harmony, the clip's random state."""
+
     rng: np.random.Generator
     spb: float  # seconds per quarter note
     T: float  # clip duration in seconds (events run a little past it)
@@ -81,8 +83,11 @@ class Ctx:
         """Pitch classes of the diatonic triad that harmonises the melody note sounding at t."""
         pc = self.pitch_at(t) % 12
         rel = (pc - self.tonic) % 12
-        triads = ([(0, 3, 7), (7, 11, 2), (5, 8, 0), (8, 0, 3), (3, 7, 10)] if self.minor
-                  else [(0, 4, 7), (7, 11, 2), (5, 9, 0), (9, 0, 4), (2, 5, 9)])
+        triads = (
+            [(0, 3, 7), (7, 11, 2), (5, 8, 0), (8, 0, 3), (3, 7, 10)]
+            if self.minor
+            else [(0, 4, 7), (7, 11, 2), (5, 9, 0), (9, 0, 4), (2, 5, 9)]
+        )
         for tri in triads:
             if rel in tri:
                 return tuple((self.tonic + x) % 12 for x in tri)
@@ -135,8 +140,10 @@ def _vel(rng: np.random.Generator, base: float, spread: float = 10) -> int:
 
 # Each style gets (score, ctx, dynamic level 40..110) and writes events on channels 0.. (9 for percussion).
 
-def style_legato(s: Score, c: Ctx, dyn: float, *, artic: tuple[float, float] = (0.85, 1.0),
-                 vibrato_cc: int = 0) -> None:
+
+def style_legato(
+    s: Score, c: Ctx, dyn: float, *, artic: tuple[float, float] = (0.85, 1.0), vibrato_cc: int = 0
+) -> None:
     if vibrato_cc:
         s.cc(0.0, 1, vibrato_cc)
     a = c.rng.uniform(*artic)
@@ -197,8 +204,9 @@ def style_xylophone(s: Score, c: Ctx, dyn: float) -> None:
             s.note(t, min(d, 0.4), p, _vel(c.rng, dyn + 6, 8))
 
 
-def style_arpeggio(s: Score, c: Ctx, dyn: float, *, step_q: float | None = None, pentatonic: bool = False,
-                   sweeps: bool = False) -> None:
+def style_arpeggio(
+    s: Score, c: Ctx, dyn: float, *, step_q: float | None = None, pentatonic: bool = False, sweeps: bool = False
+) -> None:
     """Plucked strings: broken chords (bass then up / up-down patterns) under the melody."""
     step_q = step_q or float(c.rng.choice([0.5, 0.5, 0.25]))
     pattern = c.rng.choice(["up", "updown", "pima"])
@@ -254,8 +262,12 @@ def style_strum(s: Score, c: Ctx, dyn: float) -> None:
         if stroke == "U":
             keys = keys[::-1]
         for j, key in enumerate(keys):
-            s.note(t + j * spread, 0.5 * c.spb * c.rng.uniform(1.2, 2.0), key,
-                   _vel(c.rng, dyn - (10 if stroke == "U" else 0), 6))
+            s.note(
+                t + j * spread,
+                0.5 * c.spb * c.rng.uniform(1.2, 2.0),
+                key,
+                _vel(c.rng, dyn - (10 if stroke == "U" else 0), 6),
+            )
     for t, d, p in c.notes:
         s.note(t, d * 0.9, max(p, c.lo + 12), _vel(c.rng, dyn, 6))
 
@@ -307,13 +319,26 @@ def style_bass(s: Score, c: Ctx, dyn: float, *, tuba: bool = False) -> None:
         pcs = c.chord_at(t)
         root = _root_below(pcs, c.lo + 12, c.lo)
         fifth = root + 7 if root + 7 <= c.hi else root - 5
-        key = [root, fifth, root + 12 if root + 12 <= c.hi else root, fifth][i % 4] if not tuba else (
-            root if i % 2 == 0 else fifth)
+        key = (
+            [root, fifth, root + 12 if root + 12 <= c.hi else root, fifth][i % 4]
+            if not tuba
+            else (root if i % 2 == 0 else fifth)
+        )
         s.note(t, step * c.spb * c.rng.uniform(0.55, 0.9), key, _vel(c.rng, dyn, 7))
 
 
-_KIT = {"kick": 36, "snare": 38, "hat": 42, "open": 46, "ride": 51, "crash": 49, "tom_hi": 50, "tom_mid": 47,
-        "tom_lo": 45, "side": 37}
+_KIT = {
+    "kick": 36,
+    "snare": 38,
+    "hat": 42,
+    "open": 46,
+    "ride": 51,
+    "crash": 49,
+    "tom_hi": 50,
+    "tom_mid": 47,
+    "tom_lo": 45,
+    "side": 37,
+}
 
 
 def style_drum(s: Score, c: Ctx, dyn: float) -> None:
@@ -350,8 +375,13 @@ def style_drum(s: Score, c: Ctx, dyn: float) -> None:
                 continue
             beat = i // 4
             if g == "waltz":
-                s.note(t, 0.2, _KIT["kick"] if beat == 0 else _KIT["snare"], _vel(r, dyn - (0 if beat == 0 else 10)),
-                       chan=PERC)
+                s.note(
+                    t,
+                    0.2,
+                    _KIT["kick"] if beat == 0 else _KIT["snare"],
+                    _vel(r, dyn - (0 if beat == 0 else 10)),
+                    chan=PERC,
+                )
             elif g == "half":
                 if beat == 0:
                     s.note(t, 0.2, _KIT["kick"], _vel(r, dyn), chan=PERC)
@@ -404,4 +434,5 @@ def perc_single(key: int) -> Callable:
         for t in c.beats(1.0):
             if c.rng.random() < 0.5:
                 s.note(t, 0.2, key, _vel(c.rng, dyn - 15), chan=PERC)
+
     return style

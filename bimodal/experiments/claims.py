@@ -4,6 +4,7 @@ with the paper's numbers beside ours and whether the ordering holds, and holds w
 Every number comes from a results file written by `bimodal tables` / the batch; nothing here is typed by hand but
 the paper's values, which come from the table declarations (bimodal.experiments.tables).
 """
+
 from __future__ import annotations
 
 import math
@@ -84,9 +85,15 @@ def claims(folder=None) -> list[dict]:
     for k in KS:
         p, m = value(fig, f"proposed/k{k}", "figure1"), value(fig, f"mix_and_separate/k{k}", "figure1")
         holds, apart = _verdict(p, m, lambda a, b: a > b)
-        out.append({"claim": f"proposed > mix-and-separate, K = {k} (Figure 1)",
-                    "paper": f"{p.paper} vs {m.paper}", "here": f"{p.text()} vs {m.text()}", "holds": holds,
-                    "apart": apart})
+        out.append(
+            {
+                "claim": f"proposed > mix-and-separate, K = {k} (Figure 1)",
+                "paper": f"{p.paper} vs {m.paper}",
+                "here": f"{p.text()} vs {m.text()}",
+                "holds": holds,
+                "apart": apart,
+            }
+        )
     gaps = {k: (value(fig, f"proposed/k{k}", "figure1"), value(fig, f"mix_and_separate/k{k}", "figure1")) for k in KS}
     if all(p.ok and m.ok for p, m in gaps.values()):
         g = {k: p.mean - m.mean for k, (p, m) in gaps.items()}
@@ -96,9 +103,15 @@ def claims(folder=None) -> list[dict]:
     else:
         gp = {k: p.paper - m.paper for k, (p, m) in gaps.items() if p.paper is not None and m.paper is not None}
         holds, here = "not run", "not run"
-    out.append({"claim": "the gap (proposed − mix-and-separate) is larger at K = 3 and 4 than at K = 2",
-                "paper": ", ".join(f"{gp[k]:+.1f}" for k in KS if k in gp), "here": f"{here} dB", "holds": holds,
-                "apart": ""})
+    out.append(
+        {
+            "claim": "the gap (proposed − mix-and-separate) is larger at K = 3 and 4 than at K = 2",
+            "paper": ", ".join(f"{gp[k]:+.1f}" for k in KS if k in gp),
+            "here": f"{here} dB",
+            "holds": holds,
+            "apart": "",
+        }
+    )
     p2 = value(fig, "proposed/k2", "figure1")
     if p2.ok and sup.ok:
         ratio = p2.mean / sup.mean
@@ -107,16 +120,32 @@ def claims(folder=None) -> list[dict]:
     else:
         holds, here = "not run", "not run"
     paper_ratio = f"{100 * p2.paper / sup.paper:.0f} %" if p2.paper and sup.paper else ""
-    out.append({"claim": "proposed ≥ 90 % of supervised, K = 2", "paper": paper_ratio, "here": here,
-                "holds": holds, "apart": ""})
+    out.append(
+        {
+            "claim": "proposed ≥ 90 % of supervised, K = 2",
+            "paper": paper_ratio,
+            "here": here,
+            "holds": holds,
+            "apart": "",
+        }
+    )
     semi = value(fig, "semi5/k2", "figure1")
     holds, apart = _verdict(semi, sup, lambda a, b: a > b)
-    out.append({"claim": "semi-supervised 5 % > supervised 100 %, K = 2", "paper": f"{semi.paper} vs {sup.paper}",
-                "here": f"{semi.text()} vs {sup.text()}", "holds": holds, "apart": apart})
+    out.append(
+        {
+            "claim": "semi-supervised 5 % > supervised 100 %, K = 2",
+            "paper": f"{semi.paper} vs {sup.paper}",
+            "here": f"{semi.text()} vs {sup.text()}",
+            "holds": holds,
+            "apart": apart,
+        }
+    )
     for k in KS:
         full = value(t8, f"url_cnt_crl/k{k}", "table8")
-        others = {name: value(t8, f"{key}/k{k}", "table8")
-                  for key, name in (("url", "L_URL"), ("cnt", "L_CNT"), ("crl", "L_CRL"), ("cnt_crl", "L_CNT + L_CRL"))}
+        others = {
+            name: value(t8, f"{key}/k{k}", "table8")
+            for key, name in (("url", "L_URL"), ("cnt", "L_CNT"), ("crl", "L_CRL"), ("cnt_crl", "L_CNT + L_CRL"))
+        }
         run = {name: v for name, v in others.items() if v.ok}
         if not full.ok or not run:
             holds, apart, here = "not run", "", "not run"
@@ -125,10 +154,18 @@ def claims(folder=None) -> list[dict]:
             holds, apart = _verdict(full, best, lambda a, b: a > b)
             missing = [n for n, v in others.items() if not v.ok]
             here = f"{full.text()} vs best other {best_name} {best.text()}" + (
-                f" ({', '.join(missing)} not run)" if missing else "")
+                f" ({', '.join(missing)} not run)" if missing else ""
+            )
         paper_best = max((v.paper for v in others.values() if v.paper is not None), default=None)
-        out.append({"claim": f"all three losses > any fewer, K = {k} (Table 8)",
-                    "paper": f"{full.paper} vs {paper_best}", "here": here, "holds": holds, "apart": apart})
+        out.append(
+            {
+                "claim": f"all three losses > any fewer, K = {k} (Table 8)",
+                "paper": f"{full.paper} vs {paper_best}",
+                "here": here,
+                "holds": holds,
+                "apart": apart,
+            }
+        )
     out += default_choices(folder)
     return out
 
@@ -151,8 +188,15 @@ def default_choices(folder=None) -> list[dict]:
         else:
             best = max(run, key=lambda k: run[k].mean)
             holds = "yes" if best == default_key else f"**no**: {best.split('_', 1)[1]} is better on validation"
-        out.append({"claim": f"the default {choice} = {default_key.split('_', 1)[1]} has the best validation SDR",
-                    "paper": "", "here": here, "holds": holds, "apart": ""})
+        out.append(
+            {
+                "claim": f"the default {choice} = {default_key.split('_', 1)[1]} has the best validation SDR",
+                "paper": "",
+                "here": here,
+                "holds": holds,
+                "apart": "",
+            }
+        )
     return out
 
 

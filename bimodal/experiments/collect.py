@@ -4,6 +4,7 @@ write results/<table>.csv (one tidy row per cell), results/<table>.md and result
 A runnable cell whose run has not finished yet is "not run: not trained yet"; a cell outside the core cells of a
 batch is reported only if its run was trained elsewhere.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,6 +26,7 @@ METRIC = "mean"  # the paper's tables report the mean SDR (dB) over the 2-source
 
 # ----------------------------------------------------------------------------------------------------------------
 # Running and collecting
+
 
 def cell_seeds(cell: Cell, seeds: list[int]) -> list[int]:
     """The seeds a cell trains: its declared ones (the headline cells), else the caller's."""
@@ -62,8 +64,14 @@ def planned_runs(table_ids: list[str], profile: str, seeds: list[int], cells: st
     return out
 
 
-def run_table(table_id: str, profile: str = "quick", seeds: list[int] = (0,), cells: str = "core",
-              train: bool = True, progress: bool = True) -> pd.DataFrame:
+def run_table(
+    table_id: str,
+    profile: str = "quick",
+    seeds: list[int] = (0,),
+    cells: str = "core",
+    train: bool = True,
+    progress: bool = True,
+) -> pd.DataFrame:
     """Train what the table's cells need (cached runs are reused), then collect and write results/<table>.csv."""
     from bimodal.train import train_run
 
@@ -104,8 +112,9 @@ def _summary(cfg) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def collect_table(table_id: str, profile: str, seeds: list[int], cells: str = "core", write: bool = True,
-                  test_set: str | None = None) -> pd.DataFrame:
+def collect_table(
+    table_id: str, profile: str, seeds: list[int], cells: str = "core", write: bool = True, test_set: str | None = None
+) -> pd.DataFrame:
     """Tidy table: one row per cell with paper value, our mean/std over seeds, n, run ids, the weights that scored
     L_CNT (embedding), status. test_set: None = the table's own (Table.test_set)."""
     from bimodal.train import uses_cnt
@@ -114,8 +123,14 @@ def collect_table(table_id: str, profile: str, seeds: list[int], cells: str = "c
 
     rows = []
     for cell in TABLES[table_id].cells:
-        base = {"table": table_id, "key": cell.key, "row": cell.row, "column": cell.column, "paper": cell.paper,
-                "profile": profile}
+        base = {
+            "table": table_id,
+            "key": cell.key,
+            "row": cell.row,
+            "column": cell.column,
+            "paper": cell.paper,
+            "profile": profile,
+        }
         if cell.overrides is None:
             rows.append({**base, "status": f"not run: {cell.reason}"})
             continue
@@ -127,22 +142,53 @@ def collect_table(table_id: str, profile: str, seeds: list[int], cells: str = "c
             if value is not None:
                 values.append(value)
                 ids.append(Path(summary["run_dir"]).name)
-                embeddings.append(embedding_label(summary.get("embedding_fingerprint")
-                                                  or ("not recorded" if uses_cnt(cfg) else "minilm")))
+                embeddings.append(
+                    embedding_label(
+                        summary.get("embedding_fingerprint") or ("not recorded" if uses_cnt(cfg) else "minilm")
+                    )
+                )
         if not values:
-            rows.append({**base, "status": "not run: outside the core cells of this batch (cells='all' runs it)"
-                         if outside else "not run: not trained yet"})
+            rows.append(
+                {
+                    **base,
+                    "status": "not run: outside the core cells of this batch (cells='all' runs it)"
+                    if outside
+                    else "not run: not trained yet",
+                }
+            )
             continue
         wanted = cell_seeds(cell, seeds)
         mean = sum(values) / len(values)
         std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else float("nan")
-        rows.append({**base, "here_mean": round(mean, 3), "here_std": round(std, 3), "n_seeds": len(values),
-                     "run_ids": " ".join(ids), "embedding": "; ".join(dict.fromkeys(e for e in embeddings if e)),
-                     "status": ("ok" if len(values) == len(wanted) else
-                     f"partial: {len(values)} of {len(wanted)} seeds") + (" (outside the core cells: trained by "
-                     "cells='all' or another table)" if outside else "")})
-    df = pd.DataFrame(rows, columns=["table", "key", "row", "column", "paper", "here_mean", "here_std", "n_seeds",
-                                     "profile", "run_ids", "embedding", "status"])
+        rows.append(
+            {
+                **base,
+                "here_mean": round(mean, 3),
+                "here_std": round(std, 3),
+                "n_seeds": len(values),
+                "run_ids": " ".join(ids),
+                "embedding": "; ".join(dict.fromkeys(e for e in embeddings if e)),
+                "status": ("ok" if len(values) == len(wanted) else f"partial: {len(values)} of {len(wanted)} seeds")
+                + (" (outside the core cells: trained by cells='all' or another table)" if outside else ""),
+            }
+        )
+    df = pd.DataFrame(
+        rows,
+        columns=[
+            "table",
+            "key",
+            "row",
+            "column",
+            "paper",
+            "here_mean",
+            "here_std",
+            "n_seeds",
+            "profile",
+            "run_ids",
+            "embedding",
+            "status",
+        ],
+    )
     if write:
         out = results_root(profile) / f"{table_id}.csv"
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -154,8 +200,9 @@ def collect_table(table_id: str, profile: str, seeds: list[int], cells: str = "c
     return df
 
 
-def collect_metrics(table_id: str, profile: str, seeds: list[int], cells: str = "core",
-                    test_set: str = "test2") -> pd.DataFrame:
+def collect_metrics(
+    table_id: str, profile: str, seeds: list[int], cells: str = "core", test_set: str = "test2"
+) -> pd.DataFrame:
     """Every metric (SDR, SIR, SAR, SI-SDR, SDRi; mean and median over mixtures) of every finished cell, as mean ±
     std over seeds (bimodal.metrics.summarize_seeds)."""
     from bimodal.metrics import summarize_seeds
@@ -164,18 +211,28 @@ def collect_metrics(table_id: str, profile: str, seeds: list[int], cells: str = 
     for cell in TABLES[table_id].cells:
         if cell.overrides is None or cell.split == "val2":  # validation cells report one number, not every metric
             continue
-        summaries = [s[test_set] for cfg in cell_configs(cell, profile, seeds)
-                     if (s := _summary(cfg)) and test_set in s]
+        summaries = [
+            s[test_set] for cfg in cell_configs(cell, profile, seeds) if (s := _summary(cfg)) and test_set in s
+        ]
         if not summaries:
             continue
         for stat in ("mean", "median"):
             for metric, v in summarize_seeds(summaries, stat).items():
-                rows.append({"table": table_id, "key": cell.key, "row": cell.row, "column": cell.column,
-                             "metric": metric,
-                             "over_mixtures": stat, "mean_over_seeds": v["mean"], "std_over_seeds": v["std"],
-                             "n_seeds": v["n"], "profile": profile})
+                rows.append(
+                    {
+                        "table": table_id,
+                        "key": cell.key,
+                        "row": cell.row,
+                        "column": cell.column,
+                        "metric": metric,
+                        "over_mixtures": stat,
+                        "mean_over_seeds": v["mean"],
+                        "std_over_seeds": v["std"],
+                        "n_seeds": v["n"],
+                        "profile": profile,
+                    }
+                )
     return pd.DataFrame(rows)
-
 
 
 def batch_runs(profile: str, since: float | None = None, write: bool = True) -> pd.DataFrame:
@@ -197,17 +254,23 @@ def batch_runs(profile: str, since: float | None = None, write: bool = True) -> 
                     continue
                 seen.add(rid)
                 s, finished = json.loads(summary.read_text()), summary.stat().st_mtime
-                rows.append({"run": rid, "method": s.get("method"), "seed": s.get("seed"),
-                             "git_commit": s.get("git_commit", "not recorded (trained by code older than ee37352)"),
-                             "train_seconds": round(float(s.get("train_seconds") or 0.0), 1),
-                             "finished": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(finished)),
-                             "trained_in_batch": bool(since is not None and finished >= since)})
-    out = pd.DataFrame(rows, columns=["run", "method", "seed", "git_commit", "train_seconds", "finished",
-                                      "trained_in_batch"])
+                rows.append(
+                    {
+                        "run": rid,
+                        "method": s.get("method"),
+                        "seed": s.get("seed"),
+                        "git_commit": s.get("git_commit", "not recorded (trained by code older than ee37352)"),
+                        "train_seconds": round(float(s.get("train_seconds") or 0.0), 1),
+                        "finished": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(finished)),
+                        "trained_in_batch": bool(since is not None and finished >= since),
+                    }
+                )
+    out = pd.DataFrame(
+        rows, columns=["run", "method", "seed", "git_commit", "train_seconds", "finished", "trained_in_batch"]
+    )
     if write and not out.empty:
         out.to_csv(results_root(profile) / f"{profile}_batch_runs.csv", index=False)
     return out
-
 
 
 def batch_cost(profile: str, seeds: list[int], cells: str = "core", write: bool = True) -> pd.DataFrame:
@@ -228,8 +291,16 @@ def batch_cost(profile: str, seeds: list[int], cells: str = "core", write: bool 
         n = sum((c.train.method, c.data.k_sources) == kind for c in planned)
         seconds = sorted(measured.get(kind, []))
         median = seconds[len(seconds) // 2] if seconds else float("nan")
-        rows.append({"method": kind[0], "k_sources": kind[1], "planned_runs": n, "measured_runs": len(seconds),
-                     "median_train_seconds": round(median, 1), "estimate_cpu_hours": round(n * median / 3600, 2)})
+        rows.append(
+            {
+                "method": kind[0],
+                "k_sources": kind[1],
+                "planned_runs": n,
+                "measured_runs": len(seconds),
+                "median_train_seconds": round(median, 1),
+                "estimate_cpu_hours": round(n * median / 3600, 2),
+            }
+        )
     df = pd.DataFrame(rows)
     if write and not df.empty:
         out = results_root(profile) / f"{profile}_batch_cost_{cells}.csv"
@@ -241,14 +312,21 @@ def batch_cost(profile: str, seeds: list[int], cells: str = "core", write: bool 
 def tables_cli(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="bimodal tables", description="train what tables need, write results/")
     p.add_argument("tables", nargs="*", default=list(TABLES), help=f"table ids ({', '.join(TABLES)})")
-    p.add_argument("--profile", default="quick", choices=["smoke", "quick", "paper"],
-                   help="smoke (seconds), quick (default: minutes to an hour on a CPU) or paper (the paper's sizes)")
+    p.add_argument(
+        "--profile",
+        default="quick",
+        choices=["smoke", "quick", "paper"],
+        help="smoke (seconds), quick (default: minutes to an hour on a CPU) or paper (the paper's sizes)",
+    )
     p.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
     p.add_argument("--cells", default="core", choices=["core", "all"])
     p.add_argument("--collect-only", action="store_true", help="do not train; collect finished runs")
     p.add_argument("--dry-run", action="store_true", help="list the runs that would be trained")
-    p.add_argument("--cost", action="store_true", help="estimate the batch's training cost from the finished runs "
-                                                         "(results/<profile>_batch_cost_<cells>.csv)")
+    p.add_argument(
+        "--cost",
+        action="store_true",
+        help="estimate the batch's training cost from the finished runs (results/<profile>_batch_cost_<cells>.csv)",
+    )
     args = p.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     unknown = set(args.tables) - set(TABLES)
@@ -258,14 +336,22 @@ def tables_cli(argv: list[str]) -> int:
         df = batch_cost(args.profile, seeds, args.cells)
         print(df.to_string(index=False))
         known = df["median_train_seconds"].notna()
-        print(f"{int(df['planned_runs'].sum())} runs; {df.loc[known, 'estimate_cpu_hours'].sum():.1f} CPU-hours "
-              f"for the {int(df.loc[known, 'planned_runs'].sum())} of a kind already measured on this machine")
+        print(
+            f"{int(df['planned_runs'].sum())} runs; {df.loc[known, 'estimate_cpu_hours'].sum():.1f} CPU-hours "
+            f"for the {int(df.loc[known, 'planned_runs'].sum())} of a kind already measured on this machine"
+        )
         return 0
     if args.dry_run:
         for cfg in planned_runs(args.tables, args.profile, seeds, args.cells):
-            print(cfg.hash(), cfg.train.method, f"K={cfg.data.k_sources}", f"losses={cfg.train.losses}",
-                  f"fraction={cfg.data.single_source_fraction}", f"subset={cfg.data.train_subset}",
-                  f"seed={cfg.train.seed}")
+            print(
+                cfg.hash(),
+                cfg.train.method,
+                f"K={cfg.data.k_sources}",
+                f"losses={cfg.train.losses}",
+                f"fraction={cfg.data.single_source_fraction}",
+                f"subset={cfg.data.train_subset}",
+                f"seed={cfg.train.seed}",
+            )
         return 0
     for tid in args.tables:
         df = run_table(tid, args.profile, seeds, args.cells, train=not args.collect_only)

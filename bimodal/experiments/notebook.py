@@ -1,11 +1,13 @@
 """Helpers the notebooks call (kept in the package so that tests reach them): a cell's run trained if needed, its
 separator loaded, the models the listening notebooks compare, a chosen test mixture."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 from bimodal.config import get_config
 from bimodal.experiments.tables import _run, _semi
+
 
 def config_of(profile: str, overrides: dict, seed: int = 0):
     return get_config(profile, {**overrides, "train.seed": seed})
@@ -40,9 +42,12 @@ def load_model(profile: str, overrides: dict, seed: int = 0, progress: bool = Tr
 
 
 # the runs the qualitative and listening notebooks compare (the 2-source cells of the tables)
-MODELS = {"mix-and-separate": _run("mix_and_separate", 2), "proposed": _run("proposed", 2),
-          "supervised": _run("supervised"), "semi-supervised 5%": _semi(0.05, 2)}
-
+MODELS = {
+    "mix-and-separate": _run("mix_and_separate", 2),
+    "proposed": _run("proposed", 2),
+    "supervised": _run("supervised"),
+    "semi-supervised 5%": _semi(0.05, 2),
+}
 
 
 def pair_mixture(data_cfg, classes: list[str], split: str = "test"):

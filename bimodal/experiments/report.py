@@ -1,6 +1,7 @@
 """Rendering results: a table as markdown ("paper" beside "here" in every column); docs/RESULTS.md, the README's
 headline-claims section and the asset index, written from results/ and the shipped weights by `bimodal report`
 (never typed by hand)."""
+
 from __future__ import annotations
 
 import argparse
@@ -28,10 +29,15 @@ def _fmt(value, std=None, n=None) -> str:
 def render_markdown(df: pd.DataFrame, table: Table) -> str:
     """A pivot with "paper | here" in every column; cells not run show their status."""
     cols = list(dict.fromkeys(df["column"]))
-    lines = [f"### {table.title}", "", f"profile: {df['profile'].iloc[0]}; here = mean ± std over seeds "
-             f"(n in brackets); SDR in dB on the 2-source test set.", "",
-             "| | " + " | ".join(f"{c}: paper | {c}: here" for c in cols) + " |",
-             "|---|" + "---|---|" * len(cols)]
+    lines = [
+        f"### {table.title}",
+        "",
+        f"profile: {df['profile'].iloc[0]}; here = mean ± std over seeds "
+        f"(n in brackets); SDR in dB on the 2-source test set.",
+        "",
+        "| | " + " | ".join(f"{c}: paper | {c}: here" for c in cols) + " |",
+        "|---|" + "---|---|" * len(cols),
+    ]
     for row in dict.fromkeys(df["row"]):
         cells = []
         for c in cols:
@@ -51,8 +57,9 @@ def render_markdown(df: pd.DataFrame, table: Table) -> str:
     used = df["embedding"].dropna() if "embedding" in df else pd.Series(dtype=str)
     used = used[used != ""]
     if not used.empty:
-        by_label = {label: list(dict.fromkeys(df.loc[used.index[used == label], "row"]))
-                    for label in dict.fromkeys(used)}
+        by_label = {
+            label: list(dict.fromkeys(df.loc[used.index[used == label], "row"])) for label in dict.fromkeys(used)
+        }
         if len(by_label) == 1:
             scored = f"{next(iter(by_label))}, in every run that uses it"
         else:
@@ -64,7 +71,6 @@ def render_markdown(df: pd.DataFrame, table: Table) -> str:
     if table.note:
         lines += ["", table.note]
     return "\n".join(lines) + "\n"
-
 
 
 def _replace_between(text: str, tag: str, body: str, where: str = "README.md") -> str:
@@ -109,8 +115,10 @@ ADDED_ORDER = ("three_way", "diagnosis", "teachers")
 # results/*.csv that are not tables of their own (per-metric and per-class detail, measurements, run lists)
 NOT_TABLES = ("_metrics.csv", "timings.csv", "data_build.csv", "_batch_runs.csv")
 BATCH_COST = "_batch_cost_"  # results/<profile>_batch_cost_<cells>.csv (`bimodal tables --cost`): in the timings
-CSV_TITLES = {"table16_proxy": "Table 16 protocol, automatic proxy: the joint embedding answers the listening test "
-                               "(notebook 07; not human judgement)"}
+CSV_TITLES = {
+    "table16_proxy": "Table 16 protocol, automatic proxy: the joint embedding answers the listening test "
+    "(notebook 07; not human judgement)"
+}
 
 
 def timings_markdown(res: Path | None = None) -> str:
@@ -120,21 +128,26 @@ def timings_markdown(res: Path | None = None) -> str:
     timings = ["| what | command | seconds | machine | date |", "|---|---|---|---|---|"]
     if (res / "timings.csv").exists():
         for r in pd.read_csv(res / "timings.csv", keep_default_na=False).itertuples():
-            timings.append(f"| {r.what} | `{r.command}` | {float(r.seconds):.0f} | {r.machine} | "
-                           f"{getattr(r, 'date', '')} |")
+            timings.append(
+                f"| {r.what} | `{r.command}` | {float(r.seconds):.0f} | {r.machine} | {getattr(r, 'date', '')} |"
+            )
     if (res / "data_build.csv").exists():  # written by `bimodal data build` itself
         for r in pd.read_csv(res / "data_build.csv").itertuples():
-            timings.append(f"| build {r.what} data ({r.clips} clips, {r.megabytes:.0f} MB) | `bimodal data build "
-                           f"--profile {r.profile} --what {r.what}` | {r.seconds:.0f} | | {str(r.when)[:10]} |")
+            timings.append(
+                f"| build {r.what} data ({r.clips} clips, {r.megabytes:.0f} MB) | `bimodal data build "
+                f"--profile {r.profile} --what {r.what}` | {r.seconds:.0f} | | {str(r.when)[:10]} |"
+            )
     for path in sorted(res.glob("*_batch_runs.csv")):  # written by `bimodal reproduce`
         runs = pd.read_csv(path)
         reused = runs[~runs["trained_in_batch"].astype(bool)]
         if len(reused):
             profile = path.name.removesuffix("_batch_runs.csv")
-            timings.append(f"| training of the {len(reused)} of {len(runs)} runs that the last {profile} batch reused "
-                           f"from `runs/` (the sum of their logged training times; a fresh machine trains them "
-                           f"inside the batch; `results/{path.name}`) | `make reproduce` | "
-                           f"{reused['train_seconds'].sum():.0f} | | |")
+            timings.append(
+                f"| training of the {len(reused)} of {len(runs)} runs that the last {profile} batch reused "
+                f"from `runs/` (the sum of their logged training times; a fresh machine trains them "
+                f"inside the batch; `results/{path.name}`) | `make reproduce` | "
+                f"{reused['train_seconds'].sum():.0f} | | |"
+            )
     if len(timings) == 2:
         return "No timings measured yet (`results/timings.csv`)."
     return "\n".join(timings)
@@ -146,9 +159,11 @@ def _quick_setting() -> str:
 
     cfg = get_config("quick")
     d, t = cfg.data, cfg.train
-    return (f"the quick profile: a small U-Net (`results/benchmark_unet.md`) on {d.segment_samples / d.sample_rate:.0f} s "
-            f"excerpts at {d.sample_rate:,} Hz, trained for {t.epochs} epochs of {d.train_items_per_epoch} "
-            f"mixtures-of-mixtures, with the shipped CLAP-surrogate as the joint embedding")
+    return (
+        f"the quick profile: a small U-Net (`results/benchmark_unet.md`) on {d.segment_samples / d.sample_rate:.0f} s "
+        f"excerpts at {d.sample_rate:,} Hz, trained for {t.epochs} epochs of {d.train_items_per_epoch} "
+        f"mixtures-of-mixtures, with the shipped CLAP-surrogate as the joint embedding"
+    )
 
 
 def results_document(res: Path | None = None) -> str:
@@ -159,15 +174,20 @@ def results_document(res: Path | None = None) -> str:
 
     res = res or results_root()
     rel = "../results"
-    parts = ["# Results", "",
-             "<!-- generated by `bimodal report` from results/; edit the code or rerun it, not this file -->", "",
-             f"Every number here is read from `results/` (tidy CSV per table: `row, column, paper, here_mean, "
-             f"here_std, n_seeds, profile, run_ids, status`). \"here\" is the mean ± std over seeds (n in brackets) "
-             f"of the SDR in dB on the 2-source test set of SynthMUSIC-21, in {_quick_setting()}. It is not the "
-             f"paper's setting, so compare orderings, not absolute values. A cell says \"not run\" and why when it "
-             f"has no run; a table whose runs used L_CNT names the weights that scored it. Which runs the last "
-             f"batch trained and which it reused: [`results/quick_batch_runs.csv`]({rel}/quick_batch_runs.csv). "
-             f"What the numbers show: [FINDINGS.md](FINDINGS.md).", ""]
+    parts = [
+        "# Results",
+        "",
+        "<!-- generated by `bimodal report` from results/; edit the code or rerun it, not this file -->",
+        "",
+        f"Every number here is read from `results/` (tidy CSV per table: `row, column, paper, here_mean, "
+        f'here_std, n_seeds, profile, run_ids, status`). "here" is the mean ± std over seeds (n in brackets) '
+        f"of the SDR in dB on the 2-source test set of SynthMUSIC-21, in {_quick_setting()}. It is not the "
+        f'paper\'s setting, so compare orderings, not absolute values. A cell says "not run" and why when it '
+        f"has no run; a table whose runs used L_CNT names the weights that scored it. Which runs the last "
+        f"batch trained and which it reused: [`results/quick_batch_runs.csv`]({rel}/quick_batch_runs.csv). "
+        f"What the numbers show: [FINDINGS.md](FINDINGS.md).",
+        "",
+    ]
     toc: list[str] = []
     sections: list[str] = []
 
@@ -177,15 +197,21 @@ def results_document(res: Path | None = None) -> str:
             toc.append(f"- [{title}](#{anchor})")
         sections.extend(["#" * level + " " + title, "", body.strip(), ""])
 
-    add("The paper's headline claims", claims.render(res) + "\n\nEach claim reads cells of the collected tables "
-        "below by their keys (`bimodal/experiments/claims.py`); \"± 1 std apart\" asks whether the ordering still "
-        "holds with each side moved one standard deviation toward the other.")
+    add(
+        "The paper's headline claims",
+        claims.render(res) + "\n\nEach claim reads cells of the collected tables "
+        'below by their keys (`bimodal/experiments/claims.py`); "± 1 std apart" asks whether the ordering still '
+        "holds with each side moved one standard deviation toward the other.",
+    )
     declared = [t for t in TABLES if (res / f"{t}.md").exists()]
     is_paper = lambda t: re.match(r"(table|figure)\d", t) is not None  # noqa: E731  (table1, figure1, ...)
-    ordered = [t for t in PAPER_ORDER + ADDED_ORDER if t in declared] + \
-              [t for t in declared if t not in PAPER_ORDER + ADDED_ORDER]
-    for group, ids in (("The paper's tables", [t for t in ordered if is_paper(t)]),
-                       ("Tables this repository adds (not in the paper)", [t for t in ordered if not is_paper(t)])):
+    ordered = [t for t in PAPER_ORDER + ADDED_ORDER if t in declared] + [
+        t for t in declared if t not in PAPER_ORDER + ADDED_ORDER
+    ]
+    for group, ids in (
+        ("The paper's tables", [t for t in ordered if is_paper(t)]),
+        ("Tables this repository adds (not in the paper)", [t for t in ordered if not is_paper(t)]),
+    ):
         if not ids:
             continue
         body = []
@@ -198,37 +224,59 @@ def results_document(res: Path | None = None) -> str:
     covered = {f"{t}.md" for t in declared}
     zero_shot = sorted(res.glob("embedding_zeroshot*.md"), key=lambda p: (p.stem != "embedding_zeroshot", p.stem))
     if zero_shot:
-        body = ["Zero-shot classification of SynthMUSIC-21 test clips (a SoundFont and melodies the surrogate never "
-                "heard) by each shipped surrogate (`bimodal embedding eval`); the weights: "
-                "[`bimodal/assets/INDEX.md`](../bimodal/assets/INDEX.md).", ""]
+        body = [
+            "Zero-shot classification of SynthMUSIC-21 test clips (a SoundFont and melodies the surrogate never "
+            "heard) by each shipped surrogate (`bimodal embedding eval`); the weights: "
+            "[`bimodal/assets/INDEX.md`](../bimodal/assets/INDEX.md).",
+            "",
+        ]
         for path in zero_shot:
             name = path.stem.removeprefix("embedding_zeroshot").removeprefix("_") or "surrogate (the default)"
             body += [_shift_headings(path.read_text(), title=f"Zero-shot scores: {name}"), ""]
             covered.add(path.name)
         add("The joint embedding", "\n".join(body))
-    others = [p for p in sorted(res.glob("*.csv")) if not p.name.endswith(NOT_TABLES) and "_per_class" not in p.name
-              and BATCH_COST not in p.name and not p.with_suffix(".md").exists()]
+    others = [
+        p
+        for p in sorted(res.glob("*.csv"))
+        if not p.name.endswith(NOT_TABLES)
+        and "_per_class" not in p.name
+        and BATCH_COST not in p.name
+        and not p.with_suffix(".md").exists()
+    ]
     if others:
         body = []
         for path in others:
             title = CSV_TITLES.get(path.stem, path.stem)
-            body += [f"### {title}", "", _csv_markdown(path), "", f"Data: [`results/{path.name}`]({rel}/{path.name}).",
-                     ""]
+            body += [
+                f"### {title}",
+                "",
+                _csv_markdown(path),
+                "",
+                f"Data: [`results/{path.name}`]({rel}/{path.name}).",
+                "",
+            ]
         add("Other results", "\n".join(body))
     benchmarks = sorted(res.glob("benchmark_*.md"))
     covered |= {p.name for p in benchmarks}
     rest = [p for p in sorted(res.glob("*.md")) if p.name not in covered]
     if benchmarks or rest:
-        add("Benchmarks" if not rest else "Benchmarks and other tables",
+        add(
+            "Benchmarks" if not rest else "Benchmarks and other tables",
             "Speed measurements (`make benchmarks`); never timed assertions in tests.\n\n"
-            + "\n\n".join(_shift_headings(p.read_text()) for p in benchmarks + rest))
-    add("Timings", "Wall-clock times measured by `make setup`, `make test`, `make reproduce` and `bimodal data "
+            + "\n\n".join(_shift_headings(p.read_text()) for p in benchmarks + rest),
+        )
+    add(
+        "Timings",
+        "Wall-clock times measured by `make setup`, `make test`, `make reproduce` and `bimodal data "
         "build` (recorded in `outputs/`, published to `results/` by `bimodal report --adopt-timings`).\n\n"
-        + timings_markdown(res) + "".join(
+        + timings_markdown(res)
+        + "".join(
             f"\n\n### Estimated training cost of the {path.stem.split(BATCH_COST)[0]} batch, cells="
             f"'{path.stem.split(BATCH_COST)[1]}'\n\nPlanned runs priced by the median training time of the finished "
             f"runs of their kind on this machine (`bimodal tables --cost`).\n\n{_csv_markdown(path)}"
-            for path in sorted(res.glob(f"*{BATCH_COST}*.csv"))))
+            for path in sorted(res.glob(f"*{BATCH_COST}*.csv"))
+        ),
+    )
     return "\n".join(parts + ["## Contents", "", *toc, ""] + sections).rstrip() + "\n"
 
 
@@ -246,38 +294,98 @@ class Choice:
 
 
 CHOICES = (
-    Choice("STFT", "window 1024, hop 256 (Appendix E.2)", "n_fft 1022, hop 256 (512 bins survive 7 halvings)",
-           "model.n_fft", {"_": lambda v, cfg: f"n_fft {v}, hop {cfg.model.hop}"}),
-    Choice("single-source branch input", "each component mixture (Algorithm 1, eq. 5)", "the mixture of mixtures",
-           "train.single_source_input", {"component": "each component mixture", "mom": "the mixture of mixtures"}),
-    Choice("loss weights (eq. 6)", "α 0.1, β 5, γ 10 (Table 9, best row)", "α 0.5, β 5, γ 5",
-           "train.alpha, train.beta, train.gamma",
-           {"_": lambda v, cfg: f"α {cfg.train.alpha:g}, β {cfg.train.beta:g}, γ {cfg.train.gamma:g}"}),
-    Choice("semi-supervised weights (eq. 7)", "λ_s 5, λ_u 1 (Table 9, best row)", "not implemented",
-           "train.lambda_s, train.lambda_u",
-           {"_": lambda v, cfg: f"λ_s {cfg.train.lambda_s:g}, λ_u {cfg.train.lambda_u:g}"}),
-    Choice("reconstruction losses", "ℓ1 on waveforms (eqs. 2, 5)", "weighted ℓ1 on magnitudes, weight "
-           "clamp(log1p(\\|X\\|), 1e-3, 10)", "train.loss_domain",
-           {"magnitude": "weighted ℓ1 on magnitudes (as the code)", "waveform": "ℓ1 on waveforms (as the paper)"}),
-    Choice("L_CNT directions", "audio→text and text→audio, over 2K (eq. 3)", "audio→text only",
-           fixed="audio→text and text→audio, over 2K"),
-    Choice("L_CNT, the same prompt twice in a batch", "a negative (eq. 3 read literally)", "a negative",
-           "train.cnt_same_prompt_negatives",
-           {False: "left out of each other's candidates", True: "a negative"}),
-    Choice("L_CNT negatives under DDP", "–", "per GPU, not gathered", "train.gather_negatives",
-           {True: "gathered across processes", False: "per process"}),
-    Choice("target scaling", "–", "sources divided twice in place: targets sum to mix/K",
-           fixed="sources scaled once by 1/(N·K): targets sum to the mixture"),
-    Choice("cross-attention padding", "–", "no key padding mask", "model.ca_key_padding_mask",
-           {True: "key padding mask", False: "no key padding mask"}),
-    Choice("attention and the encoder", "–", "modulated features also feed the deeper levels",
-           "model.attn_on_down_path", {False: "modulated features feed the skip connection only",
-                                       True: "modulated features also feed the deeper levels"}),
+    Choice(
+        "STFT",
+        "window 1024, hop 256 (Appendix E.2)",
+        "n_fft 1022, hop 256 (512 bins survive 7 halvings)",
+        "model.n_fft",
+        {"_": lambda v, cfg: f"n_fft {v}, hop {cfg.model.hop}"},
+    ),
+    Choice(
+        "single-source branch input",
+        "each component mixture (Algorithm 1, eq. 5)",
+        "the mixture of mixtures",
+        "train.single_source_input",
+        {"component": "each component mixture", "mom": "the mixture of mixtures"},
+    ),
+    Choice(
+        "loss weights (eq. 6)",
+        "α 0.1, β 5, γ 10 (Table 9, best row)",
+        "α 0.5, β 5, γ 5",
+        "train.alpha, train.beta, train.gamma",
+        {"_": lambda v, cfg: f"α {cfg.train.alpha:g}, β {cfg.train.beta:g}, γ {cfg.train.gamma:g}"},
+    ),
+    Choice(
+        "semi-supervised weights (eq. 7)",
+        "λ_s 5, λ_u 1 (Table 9, best row)",
+        "not implemented",
+        "train.lambda_s, train.lambda_u",
+        {"_": lambda v, cfg: f"λ_s {cfg.train.lambda_s:g}, λ_u {cfg.train.lambda_u:g}"},
+    ),
+    Choice(
+        "reconstruction losses",
+        "ℓ1 on waveforms (eqs. 2, 5)",
+        "weighted ℓ1 on magnitudes, weight clamp(log1p(\\|X\\|), 1e-3, 10)",
+        "train.loss_domain",
+        {"magnitude": "weighted ℓ1 on magnitudes (as the code)", "waveform": "ℓ1 on waveforms (as the paper)"},
+    ),
+    Choice(
+        "L_CNT directions",
+        "audio→text and text→audio, over 2K (eq. 3)",
+        "audio→text only",
+        fixed="audio→text and text→audio, over 2K",
+    ),
+    Choice(
+        "L_CNT, the same prompt twice in a batch",
+        "a negative (eq. 3 read literally)",
+        "a negative",
+        "train.cnt_same_prompt_negatives",
+        {False: "left out of each other's candidates", True: "a negative"},
+    ),
+    Choice(
+        "L_CNT negatives under DDP",
+        "–",
+        "per GPU, not gathered",
+        "train.gather_negatives",
+        {True: "gathered across processes", False: "per process"},
+    ),
+    Choice(
+        "target scaling",
+        "–",
+        "sources divided twice in place: targets sum to mix/K",
+        fixed="sources scaled once by 1/(N·K): targets sum to the mixture",
+    ),
+    Choice(
+        "cross-attention padding",
+        "–",
+        "no key padding mask",
+        "model.ca_key_padding_mask",
+        {True: "key padding mask", False: "no key padding mask"},
+    ),
+    Choice(
+        "attention and the encoder",
+        "–",
+        "modulated features also feed the deeper levels",
+        "model.attn_on_down_path",
+        {
+            False: "modulated features feed the skip connection only",
+            True: "modulated features also feed the deeper levels",
+        },
+    ),
     Choice("model selection", "–", "best test SDR", fixed="best validation SDR; the test set is read once, at the end"),
-    Choice("SDR aggregation", "mean SDR", "mean of per-batch means; silent mixtures (Σ\\|x\\| ≤ 1e-5) skipped",
-           fixed="mean over test mixtures; silent mixtures skipped and counted"),
-    Choice("joint embedding", "LAION-CLAP", "LAION-CLAP music_audioset_epoch_15_esc_90.14", "embedding.backend",
-           {"surrogate": "the shipped CLAP-surrogate", "laion_clap": "LAION-CLAP from a local checkpoint"}),
+    Choice(
+        "SDR aggregation",
+        "mean SDR",
+        "mean of per-batch means; silent mixtures (Σ\\|x\\| ≤ 1e-5) skipped",
+        fixed="mean over test mixtures; silent mixtures skipped and counted",
+    ),
+    Choice(
+        "joint embedding",
+        "LAION-CLAP",
+        "LAION-CLAP music_audioset_epoch_15_esc_90.14",
+        "embedding.backend",
+        {"surrogate": "the shipped CLAP-surrogate", "laion_clap": "LAION-CLAP from a local checkpoint"},
+    ),
 )
 
 
@@ -320,9 +428,11 @@ def readme_sections(res: Path | None = None) -> dict[str, str]:
     choices where the paper and the authors' code differ, with this repository's defaults read from the config."""
     from bimodal.experiments import claims
 
-    return {"claims": claims.render(res or results_root()) + "\n\nEvery table, paper beside here: "
-            "[docs/RESULTS.md](docs/RESULTS.md); what they show: [docs/FINDINGS.md](docs/FINDINGS.md).",
-            "choices": choices_markdown()}
+    return {
+        "claims": claims.render(res or results_root()) + "\n\nEvery table, paper beside here: "
+        "[docs/RESULTS.md](docs/RESULTS.md); what they show: [docs/FINDINGS.md](docs/FINDINGS.md).",
+        "choices": choices_markdown(),
+    }
 
 
 def asset_index() -> str:
@@ -344,15 +454,21 @@ def asset_index() -> str:
             name = cell.overrides.get("embedding.checkpoint", "") or ASSET.stem
             kind = "core" if getattr(cell, "core", True) else "all"
             uses.setdefault(name, {"core": set(), "all": set()})[kind].add(table.id)
-    lines = ["# Shipped surrogate weights", "",
-             "<!-- generated by `bimodal report` from the files in this folder; do not edit by hand -->", "",
-             "The CLAP-surrogates in this folder, the joint embedding that scores L_CNT offline. Each has a model card "
-             "(`SURROGATE*_CARD.md`, written by `bimodal embedding ship`) with its training command, data and "
-             "zero-shot scores. `embedding.checkpoint=<name>` selects one (`\"\"` = `surrogate`, the default). "
-             "`bimodal embedding replay --checkpoint <name>` retrains one from the records in its file, stage by "
-             "stage through its warm starts (`--dry-run` lists the stages); a run is keyed by the sha256 of the "
-             "weights it used, so retrained weights train new runs.", "",
-             "| name | file | MB | sha256 | used by | trained in stages (warm starts) |", "|---|---|---|---|---|---|"]
+    lines = [
+        "# Shipped surrogate weights",
+        "",
+        "<!-- generated by `bimodal report` from the files in this folder; do not edit by hand -->",
+        "",
+        "The CLAP-surrogates in this folder, the joint embedding that scores L_CNT offline. Each has a model card "
+        "(`SURROGATE*_CARD.md`, written by `bimodal embedding ship`) with its training command, data and "
+        'zero-shot scores. `embedding.checkpoint=<name>` selects one (`""` = `surrogate`, the default). '
+        "`bimodal embedding replay --checkpoint <name>` retrains one from the records in its file, stage by "
+        "stage through its warm starts (`--dry-run` lists the stages); a run is keyed by the sha256 of the "
+        "weights it used, so retrained weights train new runs.",
+        "",
+        "| name | file | MB | sha256 | used by | trained in stages (warm starts) |",
+        "|---|---|---|---|---|---|",
+    ]
     names = sorted(shipped_surrogates(), key=lambda n: (n != ASSET.stem, n))
     chains: dict[str, list[str] | str] = {}
     for name in names:
@@ -367,22 +483,31 @@ def asset_index() -> str:
         if use["core"]:
             said.append("core cells of " + ", ".join(sorted(use["core"])))
         # a warm-start stage of another surrogate: replaying that one reads this file's records
-        later = [other for other, chain in chains.items() if other != name and isinstance(chain, list)
-                 and name in chain[:-1]]
+        later = [
+            other for other, chain in chains.items() if other != name and isinstance(chain, list) and name in chain[:-1]
+        ]
         if later:
-            said.append("a training stage of " + ", ".join(f"`{other}`" for other in later) + " (a replay reads this "
-                        "file's records)")
+            said.append(
+                "a training stage of " + ", ".join(f"`{other}`" for other in later) + " (a replay reads this "
+                "file's records)"
+            )
         if use["all"] - use["core"]:
             said.append("`cells='all'` of " + ", ".join(sorted(use["all"] - use["core"])))
         chain = chains[name]
         chain = " → ".join(f"`{stem}`" for stem in chain) if isinstance(chain, list) else chain
-        lines.append(f"| `{name}` | `{path.name}` | {path.stat().st_size / 1e6:.1f} | `{file_sha256(path)}` | "
-                     f"{'; '.join(said) or 'opt-in (`embedding.checkpoint`)'} | {chain} |")
+        lines.append(
+            f"| `{name}` | `{path.name}` | {path.stat().st_size / 1e6:.1f} | `{file_sha256(path)}` | "
+            f"{'; '.join(said) or 'opt-in (`embedding.checkpoint`)'} | {chain} |"
+        )
     return "\n".join(lines) + "\n"
 
 
-def write_report(readme: str | Path = REPO_ROOT / "README.md", results_md: str | Path = REPO_ROOT / "docs" / "RESULTS.md",
-                 assets_index: str | Path | None = None, res: Path | None = None) -> list[Path]:
+def write_report(
+    readme: str | Path = REPO_ROOT / "README.md",
+    results_md: str | Path = REPO_ROOT / "docs" / "RESULTS.md",
+    assets_index: str | Path | None = None,
+    res: Path | None = None,
+) -> list[Path]:
     """Write docs/RESULTS.md, the README's generated section and the asset index from results/ and the assets.
     Returns the files written (a file whose text is unchanged is left alone)."""
     from bimodal.embedding import ASSET
@@ -411,8 +536,13 @@ def record_timing(what: str, command: str, seconds: float) -> None:
     import platform
 
     path = outputs_root() / "timings.csv"
-    row = {"what": what, "command": command, "seconds": round(seconds, 1),
-           "machine": f"{available_cpus()}-core {platform.machine()} CPU", "date": time.strftime("%Y-%m-%d")}
+    row = {
+        "what": what,
+        "command": command,
+        "seconds": round(seconds, 1),
+        "machine": f"{available_cpus()}-core {platform.machine()} CPU",
+        "date": time.strftime("%Y-%m-%d"),
+    }
     df = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=list(row))
     df = pd.concat([df[df["what"] != what], pd.DataFrame([row])], ignore_index=True)
     df.to_csv(path, index=False)
@@ -439,14 +569,23 @@ def adopt_timings() -> list[Path]:
 
 
 def report_cli(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="bimodal report", description="write docs/RESULTS.md (every results/ table, "
-                                "paper beside here, and the published timings), the headline-claims section of "
-                                "README.md and bimodal/assets/INDEX.md from results/ and the shipped weights")
-    p.add_argument("--time", nargs=3, metavar=("WHAT", "COMMAND", "SECONDS"),
-                   help="only record a measured wall-clock time in outputs/timings.csv (no tracked file is written)")
-    p.add_argument("--adopt-timings", action="store_true",
-                   help="first merge this checkout's measured timings (outputs/timings.csv, outputs/data_build.csv) "
-                        "into results/")
+    p = argparse.ArgumentParser(
+        prog="bimodal report",
+        description="write docs/RESULTS.md (every results/ table, "
+        "paper beside here, and the published timings), the headline-claims section of "
+        "README.md and bimodal/assets/INDEX.md from results/ and the shipped weights",
+    )
+    p.add_argument(
+        "--time",
+        nargs=3,
+        metavar=("WHAT", "COMMAND", "SECONDS"),
+        help="only record a measured wall-clock time in outputs/timings.csv (no tracked file is written)",
+    )
+    p.add_argument(
+        "--adopt-timings",
+        action="store_true",
+        help="first merge this checkout's measured timings (outputs/timings.csv, outputs/data_build.csv) into results/",
+    )
     args = p.parse_args(argv)
     if args.time:
         if args.adopt_timings:

@@ -7,6 +7,7 @@ bimodal.embedding and bimodal.backends):
 - cards: shipping a checkpoint as a package asset with its model card; replay: retraining a shipped one stage by
   stage from its records; cli: `bimodal embedding`.
 """
+
 from bimodal.surrogate.cards import ship, write_card
 from bimodal.surrogate.corpus import PROMPT, Corpus, load_corpus
 from bimodal.surrogate.figures import plot_confusion, plot_prompt_similarity, prompt_similarity
@@ -15,6 +16,20 @@ from bimodal.surrogate.settings import default_out
 from bimodal.surrogate.training import train_surrogate
 from bimodal.surrogate.zeroshot import compare_shipped, evaluate, zero_shot_eval
 
-__all__ = ["ship", "write_card", "PROMPT", "Corpus", "load_corpus", "plot_confusion", "plot_prompt_similarity",
-           "prompt_similarity", "replay", "training_chain", "default_out", "train_surrogate", "compare_shipped",
-           "evaluate", "zero_shot_eval"]
+__all__ = [
+    "ship",
+    "write_card",
+    "PROMPT",
+    "Corpus",
+    "load_corpus",
+    "plot_confusion",
+    "plot_prompt_similarity",
+    "prompt_similarity",
+    "replay",
+    "training_chain",
+    "default_out",
+    "train_surrogate",
+    "compare_shipped",
+    "evaluate",
+    "zero_shot_eval",
+]

@@ -2,6 +2,7 @@
 feeds 3 s in quick, 6 s in paper), speed change (pitch and tempo together, ±2 semitones), gain, additive
 white/brown noise, 2-source mixtures and faint leakage of a second source (so that imperfect single-source
 predictions score sensibly), and random EQ and SpecAugment masks on the log-mel."""
+
 from __future__ import annotations
 
 import math
@@ -23,7 +24,7 @@ def _speed_crop(wave: np.ndarray, length: int, rate: float, rng: np.random.Gener
     if len(wave) < need:
         wave = np.pad(wave, (0, need - len(wave)))
     start = int(rng.integers(0, len(wave) - need + 1))
-    seg = wave[start:start + need]
+    seg = wave[start : start + need]
     return np.interp(np.arange(length) * rate, np.arange(need), seg).astype(np.float32)
 
 
@@ -108,11 +109,20 @@ class BatchMaker:
         for i, p in enumerate(parts):
             for lab, w in p.items():
                 targets[i, col[lab]] = w
-        captions = [self.corpus.captions[lab][int(rng.integers(len(self.corpus.captions[lab])))]
-                    if rng.random() < 0.5 else PROMPT.format(lab) for lab in labels]
-        return Batch(torch.from_numpy(np.stack(waves)), targets, captions, targets.max(dim=1).values == 1.0,
-                     labels, torch.tensor(pairs, dtype=torch.long).reshape(-1, 2))
-
+        captions = [
+            self.corpus.captions[lab][int(rng.integers(len(self.corpus.captions[lab])))]
+            if rng.random() < 0.5
+            else PROMPT.format(lab)
+            for lab in labels
+        ]
+        return Batch(
+            torch.from_numpy(np.stack(waves)),
+            targets,
+            captions,
+            targets.max(dim=1).values == 1.0,
+            labels,
+            torch.tensor(pairs, dtype=torch.long).reshape(-1, 2),
+        )
 
 
 def _rms(x: np.ndarray) -> float:
@@ -134,9 +144,9 @@ def augment_logmel(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         if torch.rand(1, generator=gen).item() < 0.5:
             w = int(torch.randint(1, max(2, M // 8), (1,), generator=gen))
             f0 = int(torch.randint(0, M - w + 1, (1,), generator=gen))
-            masked[i, f0:f0 + w, :] = x[i].mean()
+            masked[i, f0 : f0 + w, :] = x[i].mean()
         if torch.rand(1, generator=gen).item() < 0.5 and T > 8:
             w = int(torch.randint(1, max(2, T // 8), (1,), generator=gen))
             t0 = int(torch.randint(0, T - w + 1, (1,), generator=gen))
-            masked[i, :, t0:t0 + w] = x[i].mean()
+            masked[i, :, t0 : t0 + w] = x[i].mean()
     return masked

@@ -1,6 +1,7 @@
 """The surrogate's training corpus in memory: the embedding corpus of bimodal.datasets (other SoundFonts, other
 melodies and 40+ extra labels) — never SynthMUSIC-21, which is the separator's domain and the surrogate's zero-shot
 test."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ PROMPT = single_prompt("{}")  # "The sound of {}": the zero-shot prompt, Table 6
 @dataclass
 class Corpus:
     """Clips of one split in memory: waves (float32 [T] at 11,025 Hz), their labels and caption variants."""
+
     waves: list[np.ndarray]
     labels: list[str]
     captions: dict[str, list[str]]  # label -> every caption variant seen for it (plus the zero-shot template)
@@ -52,8 +54,9 @@ def corpus_from_frame(df: pd.DataFrame, root: Path | None = None) -> Corpus:
     return Corpus(waves, labels, captions)
 
 
-def load_corpus(profile: str, root: Path | None = None,
-                soundfonts: tuple[str, ...] | list[str] = ("timgm6mb",)) -> tuple[Corpus, Corpus]:
+def load_corpus(
+    profile: str, root: Path | None = None, soundfonts: tuple[str, ...] | list[str] = ("timgm6mb",)
+) -> tuple[Corpus, Corpus]:
     """(train, val) of a profile's embedding corpus rendered in each of `soundfonts` by `bimodal data build`
     (DatasetNotBuilt names the command when one is missing); the SoundFonts' clips are pooled."""
     data = get_config(profile, {"data.root": str(root)} if root is not None else None).data

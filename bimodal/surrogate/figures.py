@@ -1,4 +1,5 @@
 """Figures of the zero-shot evaluation: the confusion matrix and the prompts' similarity matrices."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,8 +26,15 @@ def plot_confusion(confusion: np.ndarray, classes: list[str], out: str | Path | 
     for i in range(len(classes)):
         for j in range(len(classes)):
             if confusion[i, j]:
-                ax.text(j, i, str(confusion[i, j]), ha="center", va="center", fontsize=6,
-                        color="white" if rows[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(confusion[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="white" if rows[i, j] > 0.5 else "black",
+                )
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the row")
     ax.set_title(title or "Zero-shot confusion on SynthMUSIC-21 test clips")
     fig.tight_layout()
@@ -48,8 +56,9 @@ def prompt_similarity(embedding: JointEmbedding, classes: tuple[str, ...] = CLAS
     return out
 
 
-def plot_prompt_similarity(sims: dict[str, np.ndarray], classes: tuple[str, ...] = CLASSES,
-                           out: str | Path | None = None):
+def plot_prompt_similarity(
+    sims: dict[str, np.ndarray], classes: tuple[str, ...] = CLASSES, out: str | Path | None = None
+):
     """Side-by-side heat maps of :func:`prompt_similarity`, titled with the mean off-diagonal cosine."""
     import matplotlib.pyplot as plt
 

@@ -1,5 +1,6 @@
 """The surrogate's training losses: symmetric soft-target InfoNCE (CLAP's loss with multiple positives), SigLIP's
 pairwise sigmoid loss, and the mixture additivity loss."""
+
 from __future__ import annotations
 
 import torch
@@ -13,15 +14,14 @@ def additivity_loss(audio: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
     teaches a mixture to sit between its sources (the soft audio→text target alone fits mixtures slowly)."""
     if pairs.numel() == 0:
         return audio.new_zeros(())
-    mixes = audio[audio.shape[0] - pairs.shape[0]:]
+    mixes = audio[audio.shape[0] - pairs.shape[0] :]
     target = F.normalize(audio[pairs[:, 0]].detach() + audio[pairs[:, 1]].detach(), dim=-1)
     return (1 - (mixes * target).sum(-1)).mean()
 
 
-
-
-def soft_infonce(audio: torch.Tensor, text: torch.Tensor, targets: torch.Tensor, single: torch.Tensor,
-                 logit_scale: torch.Tensor) -> torch.Tensor:
+def soft_infonce(
+    audio: torch.Tensor, text: torch.Tensor, targets: torch.Tensor, single: torch.Tensor, logit_scale: torch.Tensor
+) -> torch.Tensor:
     """Symmetric InfoNCE with soft / multiple positives.
 
     audio [B, D], text [U, D] (both L2-normalised), targets [B, U] (rows sum to 1), single [B] bool (items that are
@@ -43,8 +43,9 @@ def soft_infonce(audio: torch.Tensor, text: torch.Tensor, targets: torch.Tensor,
     return 0.5 * (a2t + t2a)
 
 
-def sigmoid_multilabel(audio: torch.Tensor, text: torch.Tensor, targets: torch.Tensor, logit_scale: torch.Tensor,
-                       bias: torch.Tensor) -> torch.Tensor:
+def sigmoid_multilabel(
+    audio: torch.Tensor, text: torch.Tensor, targets: torch.Tensor, logit_scale: torch.Tensor, bias: torch.Tensor
+) -> torch.Tensor:
     """SigLIP's pairwise logistic loss with multiple positives: every (item, label) pair is a binary decision.
 
     audio [B, D], text [U, D] (both L2-normalised), targets [B, U] (> 0 where the item contains the label),

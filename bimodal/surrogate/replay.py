@@ -1,6 +1,7 @@
 """Replaying a surrogate's training: the stages its checkpoints record (warm starts followed back by name or file,
 checked by sha256), retrained one by one with their recorded config, seed, threads and evaluations
 (`bimodal embedding replay`)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,8 +26,15 @@ def training_chain(checkpoint: str | Path) -> list[dict]:
         meta = torch.load(path, map_location="cpu", weights_only=True).get("metadata", {})
         if "config" not in meta:
             raise ValueError(f"{path}: no training config recorded, so its training cannot be replayed")
-        stages.append({"file": path, "config": meta["config"], "profile": meta.get("profile", "quick"),
-                       "threads": meta.get("threads", TRAIN_THREADS), "evals": meta.get("evals", TRAIN_EVALS)})
+        stages.append(
+            {
+                "file": path,
+                "config": meta["config"],
+                "profile": meta.get("profile", "quick"),
+                "threads": meta.get("threads", TRAIN_THREADS),
+                "evals": meta.get("evals", TRAIN_EVALS),
+            }
+        )
         init = meta.get("init")
         if not init:
             return stages[::-1]
@@ -37,9 +45,11 @@ def training_chain(checkpoint: str | Path) -> list[dict]:
             pass
         path = next((c for c in candidates if c.is_file() and file_sha256(c)[:16] == init["sha256"]), None)
         if path is None:
-            raise FileNotFoundError(f"{stages[-1]['file']} was warm-started from {init['name']} (file {init['file']}, "
-                                    f"sha256 {init['sha256']}…), and no file with that digest is at "
-                                    f"{' or '.join(map(str, dict.fromkeys(candidates)))}: the chain cannot be replayed")
+            raise FileNotFoundError(
+                f"{stages[-1]['file']} was warm-started from {init['name']} (file {init['file']}, "
+                f"sha256 {init['sha256']}…), and no file with that digest is at "
+                f"{' or '.join(map(str, dict.fromkeys(candidates)))}: the chain cannot be replayed"
+            )
 
 
 def _finished(checkpoint: Path, init: Path | None) -> bool:
@@ -52,8 +62,14 @@ def _finished(checkpoint: Path, init: Path | None) -> bool:
     return "train_seconds" in meta and started == (file_sha256(init)[:16] if init else None)
 
 
-def replay(checkpoint: str | Path = "", out_dir: str | Path | None = None, *, profile: str | None = None,
-           progress: bool = True, **train_kw) -> list[Path]:
+def replay(
+    checkpoint: str | Path = "",
+    out_dir: str | Path | None = None,
+    *,
+    profile: str | None = None,
+    progress: bool = True,
+    **train_kw,
+) -> list[Path]:
     """Retrain a surrogate (a shipped name or a path; "" = the default) the way it was made: every stage of
     :func:`training_chain`, with its recorded config, seed, threads and evaluations, each warm-started from the
     previous stage's *new* checkpoint, into `out_dir` (default runs/embedding/replay-<name>). Stages already finished
@@ -66,8 +82,10 @@ def replay(checkpoint: str | Path = "", out_dir: str | Path | None = None, *, pr
         for k, stage in enumerate(training_chain(checkpoint), 1):
             unknown = unknown_fields(stage["config"])
             if unknown:
-                raise ValueError(f"{stage['file']}: its recorded config fields {unknown} do not exist in "
-                                 f"EmbeddingConfig any more, so this stage cannot be replayed as recorded")
+                raise ValueError(
+                    f"{stage['file']}: its recorded config fields {unknown} do not exist in "
+                    f"EmbeddingConfig any more, so this stage cannot be replayed as recorded"
+                )
             over = {f"embedding.{f}": v for f, v in training_fields(stage["config"]).items()}
             over["embedding.init"] = str(outs[-1]) if outs else ""
             cfg = get_config(profile or stage["profile"], over)
@@ -76,8 +94,10 @@ def replay(checkpoint: str | Path = "", out_dir: str | Path | None = None, *, pr
                 print(f"stage {k}: {out} is finished, kept")
             else:
                 torch.set_num_threads(stage["threads"])
-                print(f"stage {k}: training {out} ({stage['config'].get('steps')} steps, "
-                      f"{stage['threads']} threads)", flush=True)
+                print(
+                    f"stage {k}: training {out} ({stage['config'].get('steps')} steps, {stage['threads']} threads)",
+                    flush=True,
+                )
                 train_surrogate(cfg, out, evals=stage["evals"], progress=progress, **train_kw)
             outs.append(out)
     finally:

@@ -2,6 +2,7 @@
 embedding a separator run uses (bimodal.config.EMBEDDING_USE_FIELDS; of those, the run's config hash has all but the
 checkpoint, which enters its id by its bytes' sha256), and the
 defaults of `bimodal embedding train`."""
+
 from __future__ import annotations
 
 import hashlib

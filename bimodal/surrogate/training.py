@@ -7,6 +7,7 @@ audio→text puts mass on every label in the item (½ + ½ for a 2-source mixtur
 of that label. Augmentation: bimodal.surrogate.batches. The checkpoint is selected on the corpus's own validation
 split (single clips and 2-source mixtures of the 21 classes).
 """
+
 from __future__ import annotations
 
 import math
@@ -32,12 +33,11 @@ def _caption_features(model: SurrogateEmbedding, captions: list[str]) -> dict[st
     """Mean-pooled frozen MiniLM features of every caption (the text tower is frozen: compute them once)."""
     out = {}
     for i in range(0, len(captions), 64):
-        chunk = captions[i:i + 64]
+        chunk = captions[i : i + 64]
         states, mask = model.text_encoder(chunk)
         for c, f in zip(chunk, mean_pool(states, mask)):
             out[c] = f
     return out
-
 
 
 def warm_start(e) -> tuple[SurrogateEmbedding, dict]:
@@ -49,24 +49,37 @@ def warm_start(e) -> tuple[SurrogateEmbedding, dict]:
     have = {"embed_dim": model.arch["embed_dim"], "width": model.arch["channels"][0], "pool": model.arch["pool"]}
     for name in want:
         if want[name] != have[name]:
-            raise ValueError(f"config field 'embedding.{name}' = {want[name]!r} does not fit the warm-start "
-                             f"checkpoint {path} (embedding.init), which has {have[name]!r}")
+            raise ValueError(
+                f"config field 'embedding.{name}' = {want[name]!r} does not fit the warm-start "
+                f"checkpoint {path} (embedding.init), which has {have[name]!r}"
+            )
     meta = model.metadata
-    record = {"name": e.init, "file": path.name, "sha256": file_sha256(path)[:16], "config": meta.get("config", {}),
-              "selected_step": meta.get("selected", {}).get("step")}
+    record = {
+        "name": e.init,
+        "file": path.name,
+        "sha256": file_sha256(path)[:16],
+        "config": meta.get("config", {}),
+        "selected_step": meta.get("selected", {}).get("step"),
+    }
     return model, record
 
 
-def train_surrogate(cfg: Config, out: str | Path, *, train: Corpus | None = None, val: Corpus | None = None,
-                    evals: int = TRAIN_EVALS, progress: bool = True) -> dict:
+def train_surrogate(
+    cfg: Config,
+    out: str | Path,
+    *,
+    train: Corpus | None = None,
+    val: Corpus | None = None,
+    evals: int = TRAIN_EVALS,
+    progress: bool = True,
+) -> dict:
     """Train the surrogate with ``cfg.embedding`` on the profile's TimGM6mb corpus; save the checkpoint selected on
     the corpus's validation split to `out`. Returns a summary (steps, seconds, validation accuracies, history)."""
     e = cfg.embedding
     seed_everything(e.seed)
     if train is None or val is None:
-        train, val = load_corpus(cfg.profile, Path(cfg.data.root) if cfg.data.root else None,
-                                 e.soundfont_list)
-    arch = {"embed_dim": e.embed_dim, "channels": [e.width * 2 ** i for i in range(4)], "pool": e.pool}
+        train, val = load_corpus(cfg.profile, Path(cfg.data.root) if cfg.data.root else None, e.soundfont_list)
+    arch = {"embed_dim": e.embed_dim, "channels": [e.width * 2**i for i in range(4)], "pool": e.pool}
     init = warm_start(e) if e.init else None
     model = init[0] if init else SurrogateEmbedding(arch)
     model.freeze()  # MiniLM and everything else frozen; we unfreeze what we train
@@ -77,15 +90,21 @@ def train_surrogate(cfg: Config, out: str | Path, *, train: Corpus | None = None
     # every use of the embedding does, does not need them
     sig_log_scale = torch.nn.Parameter(torch.tensor(math.log(10.0)))
     sig_bias = torch.nn.Parameter(torch.tensor(-10.0))
-    feats = _caption_features(model, sorted({c for v in train.captions.values() for c in v}
-                                             | {PROMPT.format(lab) for lab in train.label_names}))
-    opt = torch.optim.AdamW([{"params": [*model.audio.parameters(), *model.text_proj.parameters()],
-                              "weight_decay": 1e-4},
-                             {"params": [model.log_logit_scale, sig_log_scale, sig_bias], "weight_decay": 0.0}],
-                            lr=e.lr)
+    feats = _caption_features(
+        model,
+        sorted({c for v in train.captions.values() for c in v} | {PROMPT.format(lab) for lab in train.label_names}),
+    )
+    opt = torch.optim.AdamW(
+        [
+            {"params": [*model.audio.parameters(), *model.text_proj.parameters()], "weight_decay": 1e-4},
+            {"params": [model.log_logit_scale, sig_log_scale, sig_bias], "weight_decay": 0.0},
+        ],
+        lr=e.lr,
+    )
     warm = max(1, e.steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / e.steps))))
+        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / e.steps)))
+    )
     batches = BatchMaker(train, e, seed=e.seed)
     gen = torch.Generator().manual_seed(e.seed)
     eval_at = sorted({int(round(e.steps * (k + 1) / evals)) for k in range(evals)})
@@ -113,32 +132,58 @@ def train_surrogate(cfg: Config, out: str | Path, *, train: Corpus | None = None
         if step in eval_at:
             model.audio.eval()
             model._text_cache.clear()  # the projection changed
-            row = {"step": step, "seconds": round(time.time() - t0, 1), "loss": float(np.mean(losses[-50:])),
-                   "logit_scale": scale.item(), "val_top1_all": zero_shot_top1(model, val),
-                   "val_top1_21": float("nan"), "val_mix2_top3_21": float("nan")}
+            row = {
+                "step": step,
+                "seconds": round(time.time() - t0, 1),
+                "loss": float(np.mean(losses[-50:])),
+                "logit_scale": scale.item(),
+                "val_top1_all": zero_shot_top1(model, val),
+                "val_top1_21": float("nan"),
+                "val_mix2_top3_21": float("nan"),
+            }
             if val21:
                 keep = [i for i, lab in enumerate(val.labels) if lab in val21]
-                m = zero_shot_eval(model, equal_length([val.waves[i] for i in keep]),
-                                   [val.labels[i] for i in keep], SURROGATE_RATE, tuple(val21), mix_passes=2,
-                                   seed=step)["metrics"].set_index("metric")["value"]
+                m = zero_shot_eval(
+                    model,
+                    equal_length([val.waves[i] for i in keep]),
+                    [val.labels[i] for i in keep],
+                    SURROGATE_RATE,
+                    tuple(val21),
+                    mix_passes=2,
+                    seed=step,
+                )["metrics"].set_index("metric")["value"]
                 row.update(val_top1_21=float(m["top1"]), val_mix2_top3_21=float(m["mix2_both_in_top3"]))
             history.append(row)
             if progress:
-                print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
-                      flush=True)
+                print(
+                    " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True
+                )
             # selection on the corpus's validation split only: single-clip and 2-source-mixture scores alike
             key = (row["val_top1_21"] + row["val_mix2_top3_21"]) / 2 if val21 else row["val_top1_all"]
             if best is None or key >= best[0]:
                 best = (key, row)
                 if e.objective == "sigmoid":  # the saved temperature (L_CNT's) is then the sigmoid's scale
                     model.log_logit_scale.data.copy_(sig_log_scale.data.clamp(max=math.log(100.0)))
-                model.save(out, {"config": cfg.to_dict()["embedding"], "profile": cfg.profile,
-                                 **({"init": init[1]} if init else {}),
-                                 "selected": row, "train_clips": len(train.waves), "val_clips": len(val.waves),
-                                 "labels": train.label_names})
+                model.save(
+                    out,
+                    {
+                        "config": cfg.to_dict()["embedding"],
+                        "profile": cfg.profile,
+                        **({"init": init[1]} if init else {}),
+                        "selected": row,
+                        "train_clips": len(train.waves),
+                        "val_clips": len(val.waves),
+                        "labels": train.label_names,
+                    },
+                )
     model._text_cache.clear()
-    summary = {"steps": e.steps, "seconds": round(time.time() - t0, 1), "selected": best[1] if best else None,
-               "history": history, "checkpoint": str(out)}
+    summary = {
+        "steps": e.steps,
+        "seconds": round(time.time() - t0, 1),
+        "selected": best[1] if best else None,
+        "history": history,
+        "checkpoint": str(out),
+    }
     # the final metadata also carries the whole history
     ckpt = torch.load(out, map_location="cpu", weights_only=True)
     ckpt["metadata"]["history"] = history

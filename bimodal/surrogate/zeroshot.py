@@ -2,6 +2,7 @@
 training): top-1 over the 21 "The sound of X" prompts on single test clips; for seeded 2-source mixtures whether
 both true classes are in the top 3, and the room L_CNT has to reward separation (mix2_cnt_gap_nats). Writes
 results/embedding_zeroshot*.csv|md and figures/01_confusion*.png."""
+
 from __future__ import annotations
 
 import math
@@ -24,12 +25,13 @@ from bimodal.utils import data_root, figures_root, results_root
 
 
 @torch.no_grad()
-def embed_clips(embedding: JointEmbedding, waves: list[np.ndarray] | np.ndarray, sample_rate: int = SURROGATE_RATE,
-                batch: int = 16) -> torch.Tensor:
+def embed_clips(
+    embedding: JointEmbedding, waves: list[np.ndarray] | np.ndarray, sample_rate: int = SURROGATE_RATE, batch: int = 16
+) -> torch.Tensor:
     """[N, D] audio embeddings of equal-length clips, in batches."""
     out = []
     for i in range(0, len(waves), batch):
-        out.append(embedding.embed_audio(torch.from_numpy(np.stack(waves[i:i + batch])), sample_rate))
+        out.append(embedding.embed_audio(torch.from_numpy(np.stack(waves[i : i + batch])), sample_rate))
     return torch.cat(out)
 
 
@@ -51,7 +53,6 @@ def zero_shot_top1(embedding: JointEmbedding, corpus: Corpus, labels: list[str] 
     return float((pred == truth).float().mean())
 
 
-
 TARGETS = {"top1": 0.70, "mix2_both_in_top3": 0.70}  # issue 4
 
 
@@ -70,8 +71,15 @@ def synthmusic_clips(data_cfg, split: str = "test") -> tuple[list[np.ndarray], l
     return equal_length(waves), [str(c) for c in df[col]]
 
 
-def zero_shot_eval(embedding: JointEmbedding, waves: list[np.ndarray], labels: list[str], sample_rate: int,
-                   classes: tuple[str, ...] = CLASSES, mix_passes: int = 2, seed: int = 0) -> dict:
+def zero_shot_eval(
+    embedding: JointEmbedding,
+    waves: list[np.ndarray],
+    labels: list[str],
+    sample_rate: int,
+    classes: tuple[str, ...] = CLASSES,
+    mix_passes: int = 2,
+    seed: int = 0,
+) -> dict:
     """Zero-shot scores of `embedding` on single clips and on seeded 2-source mixtures (a + b) / 2 of clips of
     different classes (`mix_passes` mixtures per clip).
 
@@ -118,36 +126,55 @@ def zero_shot_eval(embedding: JointEmbedding, waves: list[np.ndarray], labels: l
         in3 = in2 = either1 = torch.zeros(0, dtype=torch.bool)
         cnt_gap = torch.tensor(float("nan"))
     n, m = len(waves), len(pairs)
-    metrics = pd.DataFrame([
-        {"metric": "top1", "value": float(top1.float().mean()), "n": n, "target": TARGETS["top1"]},
-        {"metric": "top3", "value": float(top3.float().mean()), "n": n, "target": float("nan")},
-        {"metric": "mix2_both_in_top3", "value": float(in3.float().mean()) if m else float("nan"), "n": m,
-         "target": TARGETS["mix2_both_in_top3"]},
-        {"metric": "mix2_both_in_top2", "value": float(in2.float().mean()) if m else float("nan"), "n": m,
-         "target": float("nan")},
-        {"metric": "mix2_top1_is_a_source", "value": float(either1.float().mean()) if m else float("nan"), "n": m,
-         "target": float("nan")},
-        # the contrastive loss of a source's prompt on the unseparated mixture minus that on the clean source
-        # (nats, the model's temperature): the room L_CNT has to reward separating it; small = a lenient teacher
-        {"metric": "mix2_cnt_gap_nats", "value": float(cnt_gap), "n": 2 * m, "target": float("nan")},
-    ])
-    metrics["met"] = [("yes" if v >= t else "no") if not math.isnan(t) else "" for v, t in
-                      zip(metrics["value"], metrics["target"])]
+    metrics = pd.DataFrame(
+        [
+            {"metric": "top1", "value": float(top1.float().mean()), "n": n, "target": TARGETS["top1"]},
+            {"metric": "top3", "value": float(top3.float().mean()), "n": n, "target": float("nan")},
+            {
+                "metric": "mix2_both_in_top3",
+                "value": float(in3.float().mean()) if m else float("nan"),
+                "n": m,
+                "target": TARGETS["mix2_both_in_top3"],
+            },
+            {
+                "metric": "mix2_both_in_top2",
+                "value": float(in2.float().mean()) if m else float("nan"),
+                "n": m,
+                "target": float("nan"),
+            },
+            {
+                "metric": "mix2_top1_is_a_source",
+                "value": float(either1.float().mean()) if m else float("nan"),
+                "n": m,
+                "target": float("nan"),
+            },
+            # the contrastive loss of a source's prompt on the unseparated mixture minus that on the clean source
+            # (nats, the model's temperature): the room L_CNT has to reward separating it; small = a lenient teacher
+            {"metric": "mix2_cnt_gap_nats", "value": float(cnt_gap), "n": 2 * m, "target": float("nan")},
+        ]
+    )
+    metrics["met"] = [
+        ("yes" if v >= t else "no") if not math.isnan(t) else "" for v, t in zip(metrics["value"], metrics["target"])
+    ]
     confused = []
     for i in range(len(classes)):
         off = confusion[i].copy()
         off[i] = 0
         confused.append(classes[int(off.argmax())] if off.max() > 0 else "")
-    per_class = pd.DataFrame({"class": classes, "n": confusion.sum(1),
-                              "top1": [confusion[i, i] / max(1, confusion[i].sum()) for i in range(len(classes))],
-                              "most_confused_with": confused})
+    per_class = pd.DataFrame(
+        {
+            "class": classes,
+            "n": confusion.sum(1),
+            "top1": [confusion[i, i] / max(1, confusion[i].sum()) for i in range(len(classes))],
+            "most_confused_with": confused,
+        }
+    )
     return {"metrics": metrics, "confusion": confusion, "per_class": per_class, "classes": classes}
 
 
 def metric_value(metric: str, value: float) -> str:
     """A zero-shot metric as text: nats for the L_CNT gap, a percentage for the rates."""
     return f"{value:.2f} nats" if metric.endswith("_nats") else f"{value:.1%}"
-
 
 
 def checkpoint_label(cfg: Config) -> str:
@@ -171,27 +198,36 @@ def results_suffix(profile: str, checkpoint: str = "") -> str:
     return suffix
 
 
-def write_results(result: dict, cfg: Config, results_dir: str | Path | None = None,
-                  figures_dir: str | Path | None = None) -> dict[str, Path]:
+def write_results(
+    result: dict, cfg: Config, results_dir: str | Path | None = None, figures_dir: str | Path | None = None
+) -> dict[str, Path]:
     """results/embedding_zeroshot{,_per_class}.csv + .md and figures/01_confusion.png (suffix _<profile> unless
     the profile is quick, the embedded default)."""
     suffix = results_suffix(cfg.profile, cfg.embedding.checkpoint)
     rdir = Path(results_dir) if results_dir is not None else results_root(cfg.profile)
     fdir = Path(figures_dir) if figures_dir is not None else figures_root(cfg.profile)
     rdir.mkdir(parents=True, exist_ok=True)
-    metrics = result["metrics"].assign(profile=cfg.profile, backend=cfg.embedding.backend,
-                                       checkpoint=checkpoint_label(cfg))
-    paths = {"csv": rdir / f"embedding_zeroshot{suffix}.csv",
-             "per_class": rdir / f"embedding_zeroshot_per_class{suffix}.csv",
-             "md": rdir / f"embedding_zeroshot{suffix}.md",
-             "figure": fdir / f"01_confusion{suffix}.png"}
+    metrics = result["metrics"].assign(
+        profile=cfg.profile, backend=cfg.embedding.backend, checkpoint=checkpoint_label(cfg)
+    )
+    paths = {
+        "csv": rdir / f"embedding_zeroshot{suffix}.csv",
+        "per_class": rdir / f"embedding_zeroshot_per_class{suffix}.csv",
+        "md": rdir / f"embedding_zeroshot{suffix}.md",
+        "figure": fdir / f"01_confusion{suffix}.png",
+    }
     metrics.to_csv(paths["csv"], index=False, float_format="%.4f")
     result["per_class"].to_csv(paths["per_class"], index=False, float_format="%.4f")
-    lines = [f"# Zero-shot scores of the joint embedding on SynthMUSIC-21 test clips ({cfg.profile} profile)", "",
-             f"Backend: {cfg.embedding.backend} ({checkpoint_label(cfg)}). Prompts: \"{PROMPT}\" over the 21 "
-             f"classes. Mixtures: (a + b) / 2 of two test clips of different classes, seeded. Written by "
-             f"`bimodal embedding eval --profile {cfg.profile}`.", "",
-             "| metric | value | n | target | met |", "|---|---|---|---|---|"]
+    lines = [
+        f"# Zero-shot scores of the joint embedding on SynthMUSIC-21 test clips ({cfg.profile} profile)",
+        "",
+        f'Backend: {cfg.embedding.backend} ({checkpoint_label(cfg)}). Prompts: "{PROMPT}" over the 21 '
+        f"classes. Mixtures: (a + b) / 2 of two test clips of different classes, seeded. Written by "
+        f"`bimodal embedding eval --profile {cfg.profile}`.",
+        "",
+        "| metric | value | n | target | met |",
+        "|---|---|---|---|---|",
+    ]
     for r in metrics.itertuples():
         target = "" if math.isnan(r.target) else f"≥ {r.target:.0%}"
         lines.append(f"| {r.metric} | {metric_value(r.metric, r.value)} | {r.n} | {target} | {r.met} |")
@@ -201,14 +237,24 @@ def write_results(result: dict, cfg: Config, results_dir: str | Path | None = No
     paths["md"].write_text("\n".join(lines) + "\n")
     import matplotlib.pyplot as plt
 
-    fig = plot_confusion(result["confusion"], result["classes"], paths["figure"],
-                         f"Zero-shot confusion, {cfg.embedding.backend}, SynthMUSIC-21 test ({cfg.profile})")
+    fig = plot_confusion(
+        result["confusion"],
+        result["classes"],
+        paths["figure"],
+        f"Zero-shot confusion, {cfg.embedding.backend}, SynthMUSIC-21 test ({cfg.profile})",
+    )
     plt.close(fig)
     return paths
 
 
-def evaluate(cfg: Config, checkpoint: str | Path | None = None, *, write: bool = True,
-             results_dir: str | Path | None = None, figures_dir: str | Path | None = None) -> dict:
+def evaluate(
+    cfg: Config,
+    checkpoint: str | Path | None = None,
+    *,
+    write: bool = True,
+    results_dir: str | Path | None = None,
+    figures_dir: str | Path | None = None,
+) -> dict:
     """Zero-shot evaluation of the configured embedding (or of `checkpoint`, a surrogate file) on the profile's
     SynthMUSIC-21 test clips; writes results/ and figures/ when `write`."""
     if checkpoint is not None:
