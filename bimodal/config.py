@@ -137,6 +137,9 @@ class TrainConfig:
     seed: int = 0
     num_threads: int = 0  # torch intra-op threads; 0 = leave torch's default
     eval_every: int = 1  # validation every N epochs
+    # Table 13: weight w of L_CNT added to the supervised L_URL (train.method=supervised): L_URL + w · L_CNT, the
+    # frozen embedding scoring each single-source prediction against its prompt; 0 = plain supervised training
+    supervised_cnt_weight: float = 0.0
 
 
 @dataclass
@@ -196,7 +199,7 @@ class Config:
 SINGLE_SOURCE_BRANCH_METHODS = ("proposed", "semi_supervised")
 
 # Fields added after runs were trained, with the value those runs had: left out of the identity while they hold it.
-IDENTITY_NEUTRAL: dict[str, Any] = {"data.variety": "basic"}
+IDENTITY_NEUTRAL: dict[str, Any] = {"data.variety": "basic", "train.supervised_cnt_weight": 0.0}
 
 # The fields that say which embedding a run uses (the rest of EmbeddingConfig says how a surrogate is trained).
 EMBEDDING_USE_FIELDS = ("backend", "checkpoint", "tokenizer", "audio_model")
@@ -328,6 +331,11 @@ def validate(cfg: Config) -> None:
         raise ConfigError("config field 'train.single_source_input' must be 'component' or 'mom'")
     if t.loss_domain not in ("magnitude", "waveform"):
         raise ConfigError("config field 'train.loss_domain' must be 'magnitude' or 'waveform'")
+    if t.supervised_cnt_weight and t.method != "supervised":
+        raise ConfigError(
+            f"config field 'train.supervised_cnt_weight' is read by train.method=supervised only (got {t.method!r}); "
+            f"the proposed objective weighs L_CNT with 'train.alpha'"
+        )
     if cfg.embedding.backend not in ("surrogate", "laion_clap"):
         raise ConfigError(f"config field 'embedding.backend': unknown backend {cfg.embedding.backend!r}")
     e = cfg.embedding
@@ -383,6 +391,7 @@ _RANGES = [
     ("train.gamma", 0.0, True),
     ("train.lambda_s", 0.0, True),
     ("train.lambda_u", 0.0, True),
+    ("train.supervised_cnt_weight", 0.0, True),
     ("data.train_items_per_epoch", 1, True),
     ("data.val_mixtures", 1, True),
     ("data.test_mixtures", 0, True),

@@ -73,6 +73,8 @@ def init_distributed() -> tuple[int, int]:
 
 def uses_cnt(cfg: Config) -> bool:
     """Whether a run's loss scores predictions with the audio–text embedding (L_CNT)."""
+    if cfg.train.method == "supervised":
+        return cfg.train.supervised_cnt_weight > 0  # Table 13: L_URL + w · L_CNT
     return cfg.train.method in ("proposed", "semi_supervised") and "cnt" in cfg.train.losses
 
 
@@ -188,12 +190,34 @@ class Objective:
     # -- loss pieces -------------------------------------------------------------------------------------------
     def url(self, mom: torch.Tensor, targets: torch.Tensor, prompts: list[list[str]]) -> torch.Tensor:
         """Mix-and-separate (eq. 2): predict each of the N targets [B, N, T] of the MoM [B, T] from its prompt."""
+        return self.url_and_output(mom, targets, prompts)[0]
+
+    def url_and_output(
+        self, mom: torch.Tensor, targets: torch.Tensor, prompts: list[list[str]]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """`url`, also returning the separator's output (out["wave"] [B, N, T]: the N predictions)."""
         tokens, mask = self._tokens(prompts)
         out = self.separator(mom, tokens, mask)
         if self.cfg.train.loss_domain == "waveform":
-            return L.url_loss(out["wave"], targets)
+            return L.url_loss(out["wave"], targets), out
         weight = L.magnitude_weight(out["mix_mag"]).unsqueeze(1)  # [B, 1, F, T']
-        return L.url_loss(out["mag"], self._stft_mag(targets), weight)
+        return L.url_loss(out["mag"], self._stft_mag(targets), weight), out
+
+    def cnt(self, waves: torch.Tensor, prompts: list[list[list[str]]]) -> torch.Tensor:
+        """L_CNT (eqs. 3–4) of single-source predictions waves [B, N, K, T] against their prompts (B × N × K)."""
+        B, N, K, T = waves.shape
+        audio = self.embedding.embed_audio(waves.reshape(B * N * K, T), self.sample_rate).reshape(B, N, K, -1)
+        flat_prompts = [p for rows in prompts for row in rows for p in row]
+        text = self._pooled(flat_prompts).reshape(B, N, K, -1)
+        ids = None
+        if not self.cfg.train.cnt_same_prompt_negatives:  # the same prompt text -> the same id
+            ids = torch.tensor([self._prompt_id(p) for p in flat_prompts], device=audio.device).reshape(B, N, K)
+        if self.cfg.train.gather_negatives and _dist_info()[1] > 1:
+            # every rank computes the same global loss; gather_with_grad sums the ranks' gradients of the local
+            # slice, and DDP's averaging then yields the gradient of the global-batch loss
+            audio, text = L.gather_with_grad(audio), L.gather_with_grad(text)
+            ids = _all_gather_plain(ids) if ids is not None else None
+        return L.cnt_loss(audio, text, self.embedding.logit_scale, text_ids=ids)
 
     def single_source(self, batch: Batch) -> dict[str, torch.Tensor]:
         """The weak-supervision branch: predict every single source from its component mixture (or the MoM) with
@@ -219,19 +243,7 @@ class Objective:
                 mags = out["mag"].reshape(B, N, K, *out["mag"].shape[2:])
                 result["crl"] = L.crl_loss(mags, comp_mag.reshape(B, N, *comp_mag.shape[1:]), weight=weight)
         if "cnt" in self.terms:
-            audio = self.embedding.embed_audio(out["wave"].reshape(B * N * K, T), self.sample_rate)
-            flat_prompts = [p for row in rows for p in row]
-            audio = audio.reshape(B, N, K, -1)
-            text = self._pooled(flat_prompts).reshape(B, N, K, -1)
-            ids = None
-            if not self.cfg.train.cnt_same_prompt_negatives:  # the same prompt text -> the same id
-                ids = torch.tensor([self._prompt_id(p) for p in flat_prompts], device=audio.device).reshape(B, N, K)
-            if self.cfg.train.gather_negatives and _dist_info()[1] > 1:
-                # every rank computes the same global loss; gather_with_grad sums the ranks' gradients of the local
-                # slice, and DDP's averaging then yields the gradient of the global-batch loss
-                audio, text = L.gather_with_grad(audio), L.gather_with_grad(text)
-                ids = _all_gather_plain(ids) if ids is not None else None
-            result["cnt"] = L.cnt_loss(audio, text, self.embedding.logit_scale, text_ids=ids)
+            result["cnt"] = self.cnt(out["wave"].reshape(B, N, K, T), batch.source_prompts)
         return result
 
     def __call__(self, batch: Batch, single: Batch | None = None) -> tuple[torch.Tensor, dict[str, float]]:
@@ -239,6 +251,13 @@ class Objective:
         parts: dict[str, torch.Tensor] = {}
         if baselines.is_baseline(t.method):  # the baseline rows of Tables 1 and 12 (bimodal.baselines)
             total, parts = baselines.get(t.method).objective(self, batch)
+        elif t.method == "supervised" and t.supervised_cnt_weight > 0:
+            # Table 13: supervised L_URL + w · L_CNT, the N predictions (single sources, K = 1) scored by the frozen
+            # embedding against their prompts
+            parts["url"], out = self.url_and_output(batch.mom, batch.components, batch.mixture_prompts)
+            B, N, T = out["wave"].shape
+            parts["cnt"] = self.cnt(out["wave"].reshape(B, N, 1, T), batch.source_prompts)
+            total = parts["url"] + t.supervised_cnt_weight * parts["cnt"]
         elif t.method in ("supervised", "mix_and_separate"):
             # supervised: the N components are single sources (K = 1); mix-and-separate: they are mixtures.
             parts["url"] = self.url(batch.mom, batch.components, batch.mixture_prompts)

@@ -98,6 +98,43 @@ def test_semi_supervised_adds_the_supervised_term(env):
     )
 
 
+def test_supervised_cnt_term_has_the_configured_weight(env):
+    # Table 13: supervised L_URL + w · L_CNT. On one fixed batch (the same separator, so the same predictions) the
+    # loss with weight w minus the loss with weight 0 is w times L_CNT of the predictions, computed here directly
+    from bimodal import losses as L
+    from bimodal.backends import load_embedding
+    from bimodal.datasets.manifest import load_manifest
+    from bimodal.train import Objective, build_separator, uses_cnt
+
+    w = 0.37
+    plain = _cfg(train__method="supervised", data__k_sources=1)
+    constrained = _cfg(train__method="supervised", data__k_sources=1, train__supervised_cnt_weight=w)
+    assert not uses_cnt(plain) and uses_cnt(constrained)
+    emb = load_embedding(plain.embedding)
+    sep = build_separator(plain, emb).eval()
+    batch = _fixed_batch(plain, load_manifest(plain.data))
+    assert batch.sources.shape[2] == 1  # single sources
+    loss0, logged0 = Objective(plain, sep, emb)(batch)
+    loss_w, logged_w = Objective(constrained, sep, emb)(batch)
+    assert set(logged0) == {"url", "total"} and set(logged_w) == {"url", "cnt", "total"}
+    assert logged_w["url"] == pytest.approx(logged0["url"], rel=1e-6)
+
+    with torch.no_grad():
+        tokens, mask = Objective(plain, sep, emb)._tokens(batch.mixture_prompts)
+        wave = sep(batch.mom, tokens, mask)["wave"]  # [B, N, T]
+        B, N, T = wave.shape
+        audio = emb.embed_audio(wave.reshape(B * N, T), plain.data.sample_rate).reshape(B, N, 1, -1)
+        prompts = [p for rows in batch.source_prompts for row in rows for p in row]
+        text = emb.embed_text(prompts)[0].reshape(B, N, 1, -1)
+        ids = torch.tensor([hash(p) % 1000003 for p in prompts]).reshape(B, N, 1)  # equal text -> equal id
+        cnt = float(L.cnt_loss(audio, text, emb.logit_scale, text_ids=ids))
+    assert cnt > 0.1  # an untrained separator: far from zero, so the check below can fail
+    assert logged_w["cnt"] == pytest.approx(cnt, rel=1e-4)
+    assert float((loss_w - loss0).detach()) == pytest.approx(w * cnt, rel=1e-4)
+    loss_w.backward()  # the L_CNT term reaches the separator
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in sep.parameters())
+
+
 def _train_cmd(run_dir, epochs=3):
     return [
         sys.executable,

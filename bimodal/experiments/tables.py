@@ -598,6 +598,48 @@ def _defaults() -> Table:
     return t
 
 
+# Table 13's "w/ CLAP" weight of L_CNT beside the supervised L_URL: the paper gives none; eq. 6's default weights
+# put L_CNT at α/γ = 0.1/10 of L_URL, kept here.
+SUPERVISED_CNT_WEIGHT = 0.01
+_VGGSOUND = "needs VGGSound on this machine (index it with `bimodal data index vggsound`); not run"
+
+
+def _table13() -> Table:
+    t = Table(
+        "table13",
+        "Table 13: the joint-embedding constraint (L_CNT) in supervised single-source training, SDR on the "
+        "2-source test set",
+        note="w/o CLAP: supervised single-source training (L_URL), the runs of Table 1's Single-source column "
+        f"(shared). w/ CLAP: L_URL + {SUPERVISED_CNT_WEIGHT} · L_CNT (`train.supervised_cnt_weight`; eq. 6's "
+        "ratio α/γ; the paper gives no weight), the frozen surrogate scoring each single-source prediction "
+        "against its prompt, contrastively over the batch. CLIPSep-Text: Table 7's vanilla U-Net with the "
+        "Sound-of-Pixels output gate. CLIPSep-Text*, BertSep* and CLAPSep*: our U-Net with a frozen text tower, "
+        "which offline is all-MiniLM-L6-v2 for all three (one run, three rows; docs/baselines.md). VGGSound "
+        "columns need VGGSound.",
+    )
+    paper = {  # row -> (MUSIC w/o, MUSIC w/, VGGSound w/o, VGGSound w/): the paper's means (± std omitted)
+        "CLIPSep-Text": ("clipsep_text", _VANILLA_UNET, None, (7.7, 8.2, 2.1, 2.5)),
+        "CLIPSep-Text*": ("clipsep_text_star", {}, HEADLINE_SEEDS, (8.3, 8.8, 2.5, 2.9)),
+        "BertSep*": ("bertsep_star", {}, HEADLINE_SEEDS, (7.9, 8.3, 2.0, 2.5)),
+        "CLAPSep*": ("clapsep_star", {}, HEADLINE_SEEDS, (8.1, 8.7, 2.3, 2.8)),
+    }
+    columns = [
+        ("MUSIC w/o CLAP", "music/without", 0.0, True),
+        ("MUSIC w/ CLAP", "music/with", SUPERVISED_CNT_WEIGHT, True),
+        ("VGGSound w/o CLAP", "vggsound/without", 0.0, False),
+        ("VGGSound w/ CLAP", "vggsound/with", SUPERVISED_CNT_WEIGHT, False),
+    ]
+    for row, (prefix, model, seeds, values) in paper.items():
+        for (col, suffix, weight, here), v in zip(columns, values):
+            over = _run("supervised", **model, **({"train__supervised_cnt_weight": weight} if weight else {}))
+            key = f"{prefix}/{suffix}"
+            if here:
+                t.cells.append(Cell(row, col, v, over, core=False, key=key, seeds=seeds))
+            else:
+                t.cells.append(Cell(row, col, v, None, _VGGSOUND, core=False, key=key))
+    return t
+
+
 TABLES: dict[str, Table] = {
     t.id: t
     for t in (
@@ -613,6 +655,7 @@ TABLES: dict[str, Table] = {
         _defaults(),
         _table10(),
         _table12(),
+        _table13(),
     )
 }
 
