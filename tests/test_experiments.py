@@ -55,6 +55,11 @@ def test_shared_cells_are_one_run():
         (("teachers", "surrogate"), ("three_way", "proposed")),
         (("teachers", "surrogate_1sf_600"), ("diagnosis", "teacher_1sf_600")),
         (("defaults", "teacher_1sf_600/val2"), ("diagnosis", "teacher_1sf_600")),
+        (("table13", "clapsep_star/music/without"), ("table1", "supervised/single")),
+        (("table13", "bertsep_star/music/with"), ("table13", "clapsep_star/music/with")),
+        (("table13", "clipsep_text/music/without"), ("table1", "clipsep_text/single")),
+        (("table7", "sa_ca/k2"), ("table1", "proposed/k2")),  # the quick U-Net is the SA + CA variant
+        (("table7", "vanilla/single"), ("table1", "clipsep_text/single")),
     ]
     for a, b in pairs:
         ca, cb = X.cell_configs(_cell(*a), "quick", [0])[0], X.cell_configs(_cell(*b), "quick", [0])[0]
@@ -277,3 +282,32 @@ def test_choices_table_reads_the_defaults_from_the_config():
     assert here(table, "model selection") == ("best validation SDR; the test set is read once, at the end", "—")
     # the quick profile's sizes differ from the paper's; with the same n_fft only the backend is left
     assert table.endswith("The quick profile differs in: joint embedding: the shipped CLAP-surrogate.")
+
+
+def test_table7_parameter_counts_come_from_the_models(roots):
+    from bimodal.config import get_config
+    from bimodal.experiments.architecture import table7_parameter_counts, write_table7_parameter_counts
+    from bimodal.model import Separator, count_parameters
+
+    df = table7_parameter_counts("smoke").set_index("variant")
+    assert len(df) == 10 and list(df.columns[-2:]) == ["ours_quick_size_params", "ours_smoke_size_params"]
+    # the quick-size SA + CA row is the quick profile's own U-Net (the separator's masker)
+    quick = Separator(get_config("quick").model, 384)
+    assert df.loc["sa_ca", "ours_quick_size_params"] == count_parameters(quick.masker)
+    # at the paper size the single-block variants match the paper's column to 0.1 M; doubling a block adds to it
+    for variant in ("ca", "sa", "res", "sa_ca"):
+        assert abs(df.loc[variant, "ours_paper_size_params_M"] - df.loc[variant, "paper_params_M"]) < 0.1
+    assert df.loc["res2", "ours_paper_size_params_M"] > df.loc["res", "ours_paper_size_params_M"] > 30
+    path = write_table7_parameter_counts("smoke")
+    assert path.parent == roots / "results" and path.name == "table7_params.csv"
+
+
+def test_table13_adds_l_cnt_to_supervised_runs_only_in_the_with_columns():
+    cells = {c.key: c for c in X.TABLES["table13"].cells}
+    for key, cell in cells.items():
+        if key.split("/")[1] == "vggsound":
+            assert cell.overrides is None and "VGGSound" in cell.reason
+            continue
+        cfg = X.cell_configs(cell, "smoke", [0])[0]
+        assert cfg.train.method == "supervised" and cfg.data.k_sources == 1
+        assert (cfg.train.supervised_cnt_weight > 0) == key.endswith("/with")

@@ -116,8 +116,10 @@ ADDED_ORDER = ("three_way", "diagnosis", "teachers")
 NOT_TABLES = ("_metrics.csv", "timings.csv", "data_build.csv", "_batch_runs.csv")
 BATCH_COST = "_batch_cost_"  # results/<profile>_batch_cost_<cells>.csv (`bimodal tables --cost`): in the timings
 CSV_TITLES = {
+    "table7_params": "Table 7 parameter counts: each variant at the paper size beside the paper's, and at the "
+    "trained size (bimodal.experiments.architecture)",
     "table16_proxy": "Table 16 protocol, automatic proxy: the joint embedding answers the listening test "
-    "(notebook 07; not human judgement)"
+    "(notebook 07; not human judgement)",
 }
 
 

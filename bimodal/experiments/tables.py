@@ -640,6 +640,44 @@ def _table13() -> Table:
     return t
 
 
+# Table 7's rows: the variant (bimodal.model.TABLE7_VARIANTS) -> (row label, the paper's Single Source, 2-, 3-,
+# 4-source SDR)
+_TABLE7_ROWS = {
+    "vanilla": ("vanilla U-Net (no ResBlock, SA, CA)", (7.4, 6.7, 5.8, 4.9)),
+    "ca": ("CA", (7.7, 7.1, 6.3, 5.5)),
+    "ca2": ("CA ×2", (7.8, 7.3, 6.5, 5.7)),
+    "sa": ("SA", (7.6, 6.9, 6.1, 5.3)),
+    "sa2": ("SA ×2", (7.5, 6.8, 5.9, 5.1)),
+    "res": ("ResBlock", (7.6, 6.9, 6.1, 5.2)),
+    "res2": ("ResBlock ×2", (7.1, 6.4, 5.6, 5.0)),
+    "sa_ca": ("SA + CA", (7.9, 7.4, 6.7, 5.8)),
+    "sa_ca2": ("SA ×2 + CA ×2", (7.9, 7.2, 6.6, 5.9)),
+    "full": ("ResBlock + SA + CA", (8.1, 7.9, 7.1, 6.2)),
+}
+
+
+def _table7() -> Table:
+    from bimodal.model import TABLE7_VARIANTS
+
+    t = Table(
+        "table7",
+        "Table 7: the U-Net's building blocks (ResBlock, self-attention SA, cross-attention CA), SDR on the "
+        "2-source test set",
+        note="Single Source: supervised training on single sources (the paper's CLAPSep mix-and-separate on "
+        "single sources); 2/3/4-source: the proposed objective on mixtures of that many sources. ×2: the block "
+        "twice in a row. Each row sets model.res_blocks / sa_blocks / ca_blocks of the profile's U-Net. The "
+        "quick profile's default model is the SA + CA row (no ResBlock), so that row shares the runs of "
+        "Table 1 with the same seeds. Parameter counts of every variant at the paper size beside the paper's, "
+        "and at the trained size: results/table7_params.csv (bimodal.experiments.architecture).",
+    )
+    for variant, (label, values) in _TABLE7_ROWS.items():
+        model = {key.replace(".", "__"): v for key, v in TABLE7_VARIANTS[variant].items()}
+        for (col, k), v in zip(_COLS.items(), values):
+            over = _run("supervised", **model) if k == 1 else _run("proposed", k, **model)
+            t.cells.append(Cell(label, col, v, over, core=False, key=f"{variant}/{_COL_KEYS[k]}"))
+    return t
+
+
 TABLES: dict[str, Table] = {
     t.id: t
     for t in (
@@ -656,6 +694,7 @@ TABLES: dict[str, Table] = {
         _table10(),
         _table12(),
         _table13(),
+        _table7(),
     )
 }
 
