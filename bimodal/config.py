@@ -140,6 +140,12 @@ class TrainConfig:
     # Table 13: weight w of L_CNT added to the supervised L_URL (train.method=supervised): L_URL + w · L_CNT, the
     # frozen embedding scoring each single-source prediction against its prompt; 0 = plain supervised training
     supervised_cnt_weight: float = 0.0
+    # Table 15: L_CNT's text side from learned prompts (bimodal.prompt_tuning): cnt_prompt_length context vectors
+    # fitted on cnt_prompt_clips single-source training clips per class (0 = the template prompts)
+    cnt_prompt_length: int = 0
+    cnt_prompt_clips: int = 0
+    cnt_prompt_steps: int = 300  # Adam steps of the prompt fit (full batch)
+    cnt_prompt_lr: float = 5e-3
 
 
 @dataclass
@@ -199,7 +205,14 @@ class Config:
 SINGLE_SOURCE_BRANCH_METHODS = ("proposed", "semi_supervised")
 
 # Fields added after runs were trained, with the value those runs had: left out of the identity while they hold it.
-IDENTITY_NEUTRAL: dict[str, Any] = {"data.variety": "basic", "train.supervised_cnt_weight": 0.0}
+IDENTITY_NEUTRAL: dict[str, Any] = {
+    "data.variety": "basic",
+    "train.supervised_cnt_weight": 0.0,
+    "train.cnt_prompt_length": 0,
+    "train.cnt_prompt_clips": 0,
+    "train.cnt_prompt_steps": 300,
+    "train.cnt_prompt_lr": 5e-3,
+}
 
 # The fields that say which embedding a run uses (the rest of EmbeddingConfig says how a surrogate is trained).
 EMBEDDING_USE_FIELDS = ("backend", "checkpoint", "tokenizer", "audio_model")
@@ -331,6 +344,21 @@ def validate(cfg: Config) -> None:
         raise ConfigError("config field 'train.single_source_input' must be 'component' or 'mom'")
     if t.loss_domain not in ("magnitude", "waveform"):
         raise ConfigError("config field 'train.loss_domain' must be 'magnitude' or 'waveform'")
+    if (t.cnt_prompt_length > 0) != (t.cnt_prompt_clips > 0) or t.cnt_prompt_length < 0 or t.cnt_prompt_clips < 0:
+        raise ConfigError(
+            "config fields 'train.cnt_prompt_length' and 'train.cnt_prompt_clips': set both ≥ 1 (learned prompts "
+            f"for L_CNT) or both 0 (the template prompts); got {t.cnt_prompt_length} and {t.cnt_prompt_clips}"
+        )
+    if t.cnt_prompt_length and not (t.method in SINGLE_SOURCE_BRANCH_METHODS and "cnt" in t.losses):
+        raise ConfigError(
+            "config field 'train.cnt_prompt_length': learned prompts feed L_CNT, which this run does not use "
+            f"(train.method={t.method!r}, train.losses={t.losses!r})"
+        )
+    if t.cnt_prompt_length and (t.cnt_prompt_steps < 1 or t.cnt_prompt_lr <= 0 or cfg.embedding.backend != "surrogate"):
+        raise ConfigError(
+            "config fields 'train.cnt_prompt_steps' (≥ 1), 'train.cnt_prompt_lr' (> 0), 'embedding.backend' "
+            "(prompt tuning is implemented for the surrogate only)"
+        )
     if t.supervised_cnt_weight and t.method != "supervised":
         raise ConfigError(
             f"config field 'train.supervised_cnt_weight' is read by train.method=supervised only (got {t.method!r}); "

@@ -166,6 +166,8 @@ class Objective:
         self.sample_rate = cfg.data.sample_rate
         self.terms = set(cfg.train.losses.split("+"))
         self._core = separator.module if hasattr(separator, "module") else separator
+        # Table 15: prompt -> tuned text embedding [D] for L_CNT (bimodal.prompt_tuning); None = the embedding's own
+        self.tuned_prompts: dict[str, torch.Tensor] | None = None
 
     # -- text conditioning ------------------------------------------------------------------------------------
     def _tokens(self, prompts: list[list[str]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -208,7 +210,10 @@ class Objective:
         B, N, K, T = waves.shape
         audio = self.embedding.embed_audio(waves.reshape(B * N * K, T), self.sample_rate).reshape(B, N, K, -1)
         flat_prompts = [p for rows in prompts for row in rows for p in row]
-        text = self._pooled(flat_prompts).reshape(B, N, K, -1)
+        if self.tuned_prompts is not None:
+            text = torch.stack([self.tuned_prompts[p] for p in flat_prompts]).to(audio).reshape(B, N, K, -1)
+        else:
+            text = self._pooled(flat_prompts).reshape(B, N, K, -1)
         ids = None
         if not self.cfg.train.cnt_same_prompt_negatives:  # the same prompt text -> the same id
             ids = torch.tensor([self._prompt_id(p) for p in flat_prompts], device=audio.device).reshape(B, N, K)
@@ -638,6 +643,10 @@ def _train_run(
             separator, device_ids=[device] if device.type == "cuda" else None
         )
     objective = Objective(cfg, model, embedding)
+    if t.cnt_prompt_length:  # Table 15: L_CNT's text side from prompts fitted on a few training clips per class
+        from bimodal.prompt_tuning import prompts_for_run
+
+        objective.tuned_prompts = prompts_for_run(cfg, manifest, embedding, run_dir if rank == 0 else None)
     main_ds, single_ds = _datasets(cfg, manifest, rank, world)
     epochs = t.epochs if max_epochs is None else min(t.epochs, max_epochs)
     steps_csv, epochs_csv = run_dir / "steps.csv", run_dir / "epochs.csv"

@@ -60,6 +60,8 @@ def test_shared_cells_are_one_run():
         (("table13", "clipsep_text/music/without"), ("table1", "clipsep_text/single")),
         (("table7", "sa_ca/k2"), ("table1", "proposed/k2")),  # the quick U-Net is the SA + CA variant
         (("table7", "vanilla/single"), ("table1", "clipsep_text/single")),
+        (("table15", "template"), ("table1", "proposed/k2")),
+        (("table15", "learnable"), ("table15", "len32/clips5")),
     ]
     for a, b in pairs:
         ca, cb = X.cell_configs(_cell(*a), "quick", [0])[0], X.cell_configs(_cell(*b), "quick", [0])[0]
