@@ -451,7 +451,8 @@ def asset_index() -> str:
             if cell.overrides is None or cell.overrides.get("embedding.backend", "surrogate") != "surrogate":
                 continue
             method, losses = cell.overrides.get("train.method", ""), cell.overrides.get("train.losses", "url+cnt+crl")
-            if method not in ("proposed", "semi_supervised") or "cnt" not in losses:
+            supervised_cnt = method == "supervised" and cell.overrides.get("train.supervised_cnt_weight", 0) > 0
+            if (method not in ("proposed", "semi_supervised") or "cnt" not in losses) and not supervised_cnt:
                 continue  # no L_CNT: the surrogate's weights do not enter the run
             name = cell.overrides.get("embedding.checkpoint", "") or ASSET.stem
             kind = "core" if getattr(cell, "core", True) else "all"
