@@ -135,6 +135,29 @@ def test_supervised_cnt_term_has_the_configured_weight(env):
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in sep.parameters())
 
 
+def test_a_prompt_tuned_run_scores_l_cnt_against_its_tuned_prompts(env, tmp_path, monkeypatch):
+    # Table 15: the run fits its prompts first (prompts.pt), then every L_CNT of training reads those embeddings
+    from bimodal import losses as L
+    from bimodal.train import train_run
+
+    seen = []
+    real = L.cnt_loss
+
+    def recording(audio, text, *args, **kwargs):
+        seen.append(text.detach().reshape(-1, text.shape[-1]).clone())
+        return real(audio, text, *args, **kwargs)
+
+    monkeypatch.setattr(L, "cnt_loss", recording)
+    cfg = _cfg(train__epochs=1, train__cnt_prompt_length=2, train__cnt_prompt_clips=1, train__cnt_prompt_steps=3)
+    train_run(cfg, tmp_path / "run", progress=False)
+    saved = torch.load(tmp_path / "run" / "prompts.pt", weights_only=True)
+    assert len(saved["embeddings"]) == 21 and len(saved["loss"]) == 3
+    tuned = torch.stack(list(saved["embeddings"].values()))  # [21, D]
+    assert seen
+    for text in seen:  # every text embedding L_CNT saw is one of the tuned prompts
+        assert torch.cdist(text, tuned).min(dim=1).values.max() < 1e-5
+
+
 def _train_cmd(run_dir, epochs=3):
     return [
         sys.executable,
