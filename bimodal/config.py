@@ -354,11 +354,9 @@ def validate(cfg: Config) -> None:
             "config field 'train.cnt_prompt_length': learned prompts feed L_CNT, which this run does not use "
             f"(train.method={t.method!r}, train.losses={t.losses!r})"
         )
-    if t.cnt_prompt_length and (t.cnt_prompt_steps < 1 or t.cnt_prompt_lr <= 0 or cfg.embedding.backend != "surrogate"):
-        raise ConfigError(
-            "config fields 'train.cnt_prompt_steps' (≥ 1), 'train.cnt_prompt_lr' (> 0), 'embedding.backend' "
-            "(prompt tuning is implemented for the surrogate only)"
-        )
+    if t.cnt_prompt_length and (t.cnt_prompt_steps < 1 or t.cnt_prompt_lr <= 0):
+        raise ConfigError("config fields 'train.cnt_prompt_steps' must be ≥ 1 and 'train.cnt_prompt_lr' > 0")
+    # (the backend is checked when the prompts are fitted: bimodal.prompt_tuning implements the surrogate's tower)
     if t.supervised_cnt_weight and t.method != "supervised":
         raise ConfigError(
             f"config field 'train.supervised_cnt_weight' is read by train.method=supervised only (got {t.method!r}); "

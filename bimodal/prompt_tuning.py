@@ -41,7 +41,7 @@ class SoftPrompt(nn.Module):
         if not isinstance(embedding, SurrogateEmbedding):
             raise ConfigError(
                 "config field 'train.cnt_prompt_length': prompt tuning is implemented for "
-                "embedding.backend=surrogate only"
+                "embedding.backend=surrogate only (not for LAION-CLAP's RoBERTa text tower)"
             )
         if length < 1:
             raise ValueError(f"SoftPrompt: length must be >= 1, got {length}")
@@ -154,6 +154,11 @@ def prompts_for_run(cfg: Config, manifest: pd.DataFrame, embedding, run_dir: Pat
     from bimodal.datasets.labels import CLASSES
 
     t = cfg.train
+    if cfg.embedding.backend != "surrogate":
+        raise ConfigError(
+            "config field 'train.cnt_prompt_length': prompt tuning is implemented for embedding.backend=surrogate "
+            f"only (got {cfg.embedding.backend!r}; LAION-CLAP's RoBERTa text tower takes no soft prompts here)"
+        )
     path = run_dir / "prompts.pt" if run_dir is not None else None
     if path is not None and path.exists():
         saved = torch.load(path, map_location=embedding.device, weights_only=True)

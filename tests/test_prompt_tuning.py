@@ -87,3 +87,10 @@ def test_prompt_fields_are_checked_and_leave_other_run_ids_alone():
             "smoke",
             {"train.method": "mix_and_separate", "train.cnt_prompt_length": 8, "train.cnt_prompt_clips": 1},
         )
+    clap = get_config(
+        "smoke", {"embedding.backend": "laion_clap", "train.cnt_prompt_length": 8, "train.cnt_prompt_clips": 1}
+    )
+    from bimodal.prompt_tuning import prompts_for_run
+
+    with pytest.raises(ConfigError, match="surrogate only"):
+        prompts_for_run(clap, None, None, None)
