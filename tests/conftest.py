@@ -30,3 +30,17 @@ def pytest_configure(config):
 def _deterministic_torch():
     torch.manual_seed(0)
     yield
+
+
+def fit_fixed_batch(objective, separator, batch, steps: int = 25, lr: float = 3e-3) -> tuple[list[float], dict]:
+    """Adam on one fixed batch for `steps` steps: the logged total loss of every step, and the last step's log
+    (the tests that a method learns assert that the total falls)."""
+    opt = torch.optim.Adam(separator.parameters(), lr=lr)
+    totals, logged = [], {}
+    for _ in range(steps):
+        loss, logged = objective(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        totals.append(logged["total"])
+    return totals, logged

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from bimodal.config import ConfigError, get_config
+from conftest import fit_fixed_batch
 
 
 def _l1(a, b, w=None):
@@ -172,14 +173,7 @@ def test_loss_falls_on_a_fixed_batch(env, method, over):
     ds.set_epoch(0)
     batch = _as_batch(collate_mixtures([ds[i] for i in range(4)]))
     objective = Objective(cfg, sep, emb)
-    opt = torch.optim.Adam(sep.parameters(), lr=3e-3)
-    totals = []
-    for _ in range(25):
-        loss, logged = objective(batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        totals.append(logged["total"])
+    totals, logged = fit_fixed_batch(objective, sep, batch)
     assert set(logged) == {{"pit": "pit", "mixpit": "pit"}.get(method, method.replace("lass_net", "url")), "total"}
     assert sum(totals[-3:]) / 3 < 0.8 * sum(totals[:3]) / 3, totals
 

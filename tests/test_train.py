@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from bimodal.config import get_config
+from conftest import fit_fixed_batch
 
 
 @pytest.fixture(scope="module")
@@ -67,14 +68,7 @@ def test_loss_falls_on_a_fixed_batch(env, method, over):
     sep = build_separator(cfg, emb)
     batch = _fixed_batch(cfg, load_manifest(cfg.data))
     objective = Objective(cfg, sep, emb)
-    opt = torch.optim.Adam(sep.parameters(), lr=3e-3)
-    totals = []
-    for _ in range(25):
-        loss, logged = objective(batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        totals.append(logged["total"])
+    totals, logged = fit_fixed_batch(objective, sep, batch)
     expected = {"proposed": {"url", "cnt", "crl", "total"}, "mix_and_separate": {"url", "total"}}[method]
     assert set(logged) == expected
     assert sum(totals[-3:]) / 3 < 0.8 * sum(totals[:3]) / 3, totals
