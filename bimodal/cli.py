@@ -10,7 +10,7 @@ COMMANDS = {
     "versions": ("bimodal.cli", "versions_cli", "print package versions, git commit and device (for bug reports)"),
     "data": ("bimodal.datasets.cli", "cli", "build SynthMUSIC-21 / the embedding corpus, index real datasets"),
     "embedding": ("bimodal.surrogate.cli", "cli", "train / evaluate the offline CLAP-surrogate"),
-    "separate": ("bimodal.model", "separate_cli", "separate a sound from an audio file with a text prompt"),
+    "separate": ("bimodal.separate", "separate_cli", "separate a sound from an audio file with a text prompt"),
     "train": ("bimodal.train", "cli", "train one run (cached by config hash, resumes by default)"),
     "reproduce": ("bimodal.experiments.batch", "reproduce_cli", "run the notebooks with papermill and render tables"),
     "tables": ("bimodal.experiments.collect", "tables_cli", "train what a table needs and write results/<table>.csv"),

@@ -1,14 +1,10 @@
 """The training engine: one entry point for supervised, unsupervised (mix-and-separate or the full L_TWL) and
 semi-supervised runs; resumable, optionally distributed (torchrun / DDP), evaluated once on the test set.
 
-Loss domain (a deliberate choice, `train.loss_domain`): **magnitude** by default — ℓ1 between masked magnitude
-spectrograms weighted by clamp(log1p(|mixture|), 1e-3, 10), as the authors' code (and Sound-of-Pixels) does; the
-paper writes eqs. 2 and 5 as ℓ1 on f_θ's outputs, which is the `waveform` option. L_CNT always embeds waveforms.
+The engine drives three helpers: the losses of a batch (bimodal.objective: the loss domain and the single-source
+branch input are described there), the evaluation on val2/test sets (bimodal.evaluation) and the run folder's
+bookkeeping (bimodal.runs: lock, config check, resume state). Their names stay importable from here.
 Targets are scaled once (bimodal.datasets divides every source by N·K), unlike the authors' in-place double scaling.
-
-Single-source branch input (`train.single_source_input`): **mom** — f_θ(MoM, T_n^k) as the authors' code does, the
-default (chosen on validation: results/defaults.md) — or **component**, f_θ(M_n, T_n^k) as Algorithm 1 and eq. 5
-state (a declared row of the defaults, three-way and diagnosis tables).
 
 A run lives in runs/<profile>-<method>-<config hash>/: config.json, last.pt (written atomically every epoch with
 optimizer/scheduler/RNG state), best.pt (the separator chosen on the validation set), steps.csv, epochs.csv and,
@@ -20,12 +16,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import json
 import os
-import random
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,9 +28,21 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
-from bimodal import losses as L
 from bimodal.baselines import registry as baselines
 from bimodal.config import Config, ConfigError, from_dict, get_config
+from bimodal.evaluation import _estimates, evaluate  # noqa: F401  (re-exported: bimodal.train.evaluate)
+from bimodal.objective import Batch, Objective, _all_gather_plain, _as_batch, _dist_info  # noqa: F401
+from bimodal.runs import (  # noqa: F401  (re-exported: bimodal.train.check_run_folder etc.)
+    _rng_state,
+    _run_lock,
+    _set_rng_state,
+    _warn,
+    check_run_folder,
+    check_test_sets,
+    config_difference,
+    load_resume_state,
+    move_run_aside,
+)
 from bimodal.utils import atomic_torch_save, atomic_write_bytes, file_sha256, git_commit, runs_root, seed_everything
 
 CODE_COMMIT = git_commit()  # the checkout this process imported (it may change while a long run trains)
@@ -45,19 +50,6 @@ CODE_COMMIT = git_commit()  # the checkout this process imported (it may change 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Distributed helpers (torchrun sets RANK / WORLD_SIZE / MASTER_ADDR; gloo on CPU, nccl on GPUs)
-
-
-def _dist_info() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _all_gather_plain(x: torch.Tensor) -> torch.Tensor:
-    """Concatenate an integer tensor (no gradient) from every process along dim 0, in rank order."""
-    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, x.contiguous())
-    return torch.cat(parts)
 
 
 def init_distributed() -> tuple[int, int]:
@@ -129,166 +121,11 @@ def run_dir_for(cfg: Config) -> Path:
     return runs_root() / f"{cfg.profile}-{cfg.train.method}-{run_id(cfg)}"
 
 
-@dataclass
-class Batch:
-    """One training batch of mixtures-of-mixtures. sources [B, N, K, T]: single sources (scaled once by 1/(N·K));
-    components [B, N, T] = Σ_k sources; mom [B, T] = Σ_n components."""
-
-    sources: torch.Tensor
-    mixture_prompts: list[list[str]]  # B × N
-    source_prompts: list[list[list[str]]]  # B × N × K
-
-    @property
-    def components(self) -> torch.Tensor:
-        return self.sources.sum(2)
-
-    @property
-    def mom(self) -> torch.Tensor:
-        return self.sources.sum((1, 2))
-
-
-def _as_batch(raw: dict, device: torch.device | str = "cpu") -> Batch:
-    return Batch(raw["sources"].float().to(device), raw["mixture_prompts"], raw["source_prompts"])
-
-
 def pick_device() -> torch.device:
     """cuda:<LOCAL_RANK> when a GPU is there (torchrun sets LOCAL_RANK), else the CPU."""
     if torch.cuda.is_available():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return torch.device("cpu")
-
-
-class Objective:
-    """Computes the losses of one batch. Holds the frozen embedding and the separator (possibly DDP-wrapped)."""
-
-    def __init__(self, cfg: Config, separator: torch.nn.Module, embedding):
-        self.cfg, self.separator, self.embedding = cfg, separator, embedding
-        self.sample_rate = cfg.data.sample_rate
-        self.terms = set(cfg.train.losses.split("+"))
-        self._core = separator.module if hasattr(separator, "module") else separator
-        # Table 15: prompt -> tuned text embedding [D] for L_CNT (bimodal.prompt_tuning); None = the embedding's own
-        self.tuned_prompts: dict[str, torch.Tensor] | None = None
-
-    # -- text conditioning ------------------------------------------------------------------------------------
-    def _tokens(self, prompts: list[list[str]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """prompts B × P -> tokens [B, P, L, Dt], mask [B, P, L] (the embedding caches per prompt)."""
-        flat = [p for row in prompts for p in row]
-        _, tokens, mask = self.embedding.embed_text(flat, padding_states=not self.cfg.model.ca_key_padding_mask)
-        B, P = len(prompts), len(prompts[0])
-        return tokens.reshape(B, P, *tokens.shape[1:]), mask.reshape(B, P, -1)
-
-    def _pooled(self, prompts: list[str]) -> torch.Tensor:
-        return self.embedding.embed_text(prompts)[0]
-
-    def _prompt_id(self, prompt: str) -> int:
-        # ids must agree across DDP ranks: derive them from the text itself (stable across processes)
-        import zlib
-
-        return zlib.crc32(prompt.encode()) & 0x7FFFFFFF
-
-    def _stft_mag(self, wave: torch.Tensor) -> torch.Tensor:
-        return self._core.stft(wave).abs()
-
-    # -- loss pieces -------------------------------------------------------------------------------------------
-    def url(self, mom: torch.Tensor, targets: torch.Tensor, prompts: list[list[str]]) -> torch.Tensor:
-        """Mix-and-separate (eq. 2): predict each of the N targets [B, N, T] of the MoM [B, T] from its prompt."""
-        return self.url_and_output(mom, targets, prompts)[0]
-
-    def url_and_output(
-        self, mom: torch.Tensor, targets: torch.Tensor, prompts: list[list[str]]
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """`url`, also returning the separator's output (out["wave"] [B, N, T]: the N predictions)."""
-        tokens, mask = self._tokens(prompts)
-        out = self.separator(mom, tokens, mask)
-        if self.cfg.train.loss_domain == "waveform":
-            return L.url_loss(out["wave"], targets), out
-        weight = L.magnitude_weight(out["mix_mag"]).unsqueeze(1)  # [B, 1, F, T']
-        return L.url_loss(out["mag"], self._stft_mag(targets), weight), out
-
-    def cnt(self, waves: torch.Tensor, prompts: list[list[list[str]]]) -> torch.Tensor:
-        """L_CNT (eqs. 3–4) of single-source predictions waves [B, N, K, T] against their prompts (B × N × K)."""
-        B, N, K, T = waves.shape
-        audio = self.embedding.embed_audio(waves.reshape(B * N * K, T), self.sample_rate).reshape(B, N, K, -1)
-        flat_prompts = [p for rows in prompts for row in rows for p in row]
-        if self.tuned_prompts is not None:
-            text = torch.stack([self.tuned_prompts[p] for p in flat_prompts]).to(audio).reshape(B, N, K, -1)
-        else:
-            text = self._pooled(flat_prompts).reshape(B, N, K, -1)
-        ids = None
-        if not self.cfg.train.cnt_same_prompt_negatives:  # the same prompt text -> the same id
-            ids = torch.tensor([self._prompt_id(p) for p in flat_prompts], device=audio.device).reshape(B, N, K)
-        if self.cfg.train.gather_negatives and _dist_info()[1] > 1:
-            # every rank computes the same global loss; gather_with_grad sums the ranks' gradients of the local
-            # slice, and DDP's averaging then yields the gradient of the global-batch loss
-            audio, text = L.gather_with_grad(audio), L.gather_with_grad(text)
-            ids = _all_gather_plain(ids) if ids is not None else None
-        return L.cnt_loss(audio, text, self.embedding.logit_scale, text_ids=ids)
-
-    def single_source(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """The weak-supervision branch: predict every single source from its component mixture (or the MoM) with
-        "The sound of X"; L_CRL (eq. 5) and L_CNT (eqs. 3–4)."""
-        B, N, K, T = batch.sources.shape
-        comps = batch.components  # [B, N, T]
-        rows = [batch.source_prompts[b][n] for b in range(B) for n in range(N)]  # (B·N) × K
-        tokens, mask = self._tokens(rows)  # [B·N, K, L, Dt]
-        if self.cfg.train.single_source_input == "component":
-            out = self.separator(comps.reshape(B * N, T), tokens, mask)  # one encoder pass per component
-            mix_mag = out["mix_mag"]
-        else:  # "mom": the authors' code queries the MoM with every single-source prompt
-            mom = batch.mom.repeat_interleave(N, 0)
-            out = self.separator(mom, tokens, mask)
-            mix_mag = None
-        result = {}
-        if "crl" in self.terms:
-            if self.cfg.train.loss_domain == "waveform":
-                result["crl"] = L.crl_loss(out["wave"].reshape(B, N, K, T), comps)
-            else:
-                comp_mag = mix_mag if mix_mag is not None else self._stft_mag(comps.reshape(B * N, T))
-                weight = L.magnitude_weight(comp_mag).reshape(B, N, *comp_mag.shape[1:])
-                mags = out["mag"].reshape(B, N, K, *out["mag"].shape[2:])
-                result["crl"] = L.crl_loss(mags, comp_mag.reshape(B, N, *comp_mag.shape[1:]), weight=weight)
-        if "cnt" in self.terms:
-            result["cnt"] = self.cnt(out["wave"].reshape(B, N, K, T), batch.source_prompts)
-        return result
-
-    def __call__(self, batch: Batch, single: Batch | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-        t = self.cfg.train
-        parts: dict[str, torch.Tensor] = {}
-        if baselines.is_baseline(t.method):  # the baseline rows of Tables 1 and 12 (bimodal.baselines)
-            total, parts = baselines.get(t.method).objective(self, batch)
-        elif t.method == "supervised" and t.supervised_cnt_weight > 0:
-            # Table 13: supervised L_URL + w · L_CNT, the N predictions (single sources, K = 1) scored by the frozen
-            # embedding against their prompts
-            parts["url"], out = self.url_and_output(batch.mom, batch.components, batch.mixture_prompts)
-            B, N, T = out["wave"].shape
-            parts["cnt"] = self.cnt(out["wave"].reshape(B, N, 1, T), batch.source_prompts)
-            total = parts["url"] + t.supervised_cnt_weight * parts["cnt"]
-        elif t.method in ("supervised", "mix_and_separate"):
-            # supervised: the N components are single sources (K = 1); mix-and-separate: they are mixtures.
-            parts["url"] = self.url(batch.mom, batch.components, batch.mixture_prompts)
-            total = parts["url"]
-        else:
-            if "url" in self.terms:
-                parts["url"] = self.url(batch.mom, batch.components, batch.mixture_prompts)
-            if self.terms & {"cnt", "crl"}:
-                parts.update(self.single_source(batch))
-            zero = batch.sources.new_zeros(())
-            total = L.twl_loss(
-                parts.get("cnt", zero),
-                parts.get("crl", zero),
-                parts.get("url", zero),
-                alpha=t.alpha,
-                beta=t.beta,
-                gamma=t.gamma,
-            )
-            if t.method == "semi_supervised":
-                assert single is not None
-                parts["sup_url"] = self.url(single.mom, single.components, single.mixture_prompts)
-                parts["twl"] = total
-                total = L.ssl_loss(parts["sup_url"], total, lambda_s=t.lambda_s, lambda_u=t.lambda_u)
-        logged = {k: float(v.detach()) for k, v in parts.items()}
-        logged["total"] = float(total.detach())
-        return total, logged
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -347,189 +184,8 @@ def _loader(dataset, cfg: Config, rank: int, world: int) -> DataLoader:
     return DataLoader(Subset(dataset, idx), batch_size=local, shuffle=False, num_workers=0, collate_fn=collate_mixtures)
 
 
-def _rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Evaluation
-
-
-def _estimates(cfg: Config, core, mixture, sources, tokens, mask) -> torch.Tensor:
-    """The separator's answers [b, S, T] to the S queries of each test mixture [b, T]; a baseline may need the
-    references sources [b, S, T] to match its unordered outputs to them (bimodal.baselines)."""
-    if baselines.is_baseline(cfg.train.method):
-        return baselines.get(cfg.train.method).estimates(core, mixture, sources, tokens, mask)
-    return core(mixture, tokens, mask)["wave"]
-
-
-@torch.no_grad()
-def evaluate(
-    separator,
-    embedding,
-    cfg: Config,
-    name: str = "val2",
-    *,
-    limit: int | None = None,
-    batch_size: int = 8,
-    progress: bool = False,
-) -> tuple[pd.DataFrame, dict]:
-    """Separate every mixture of a shipped composition ("val2", "test2", "test3") querying each source with
-    "The sound of X"; BSS-Eval v3 in float64 on the CPU. Returns (per-mixture table, summary)."""
-    from bimodal.datasets.mixtures import EvalMixtureDataset
-    from bimodal.metrics import evaluate_mixture, summarize
-
-    core = separator.module if hasattr(separator, "module") else separator
-    device = next(core.parameters()).device
-    was_training = core.training
-    core.eval()
-    ds = EvalMixtureDataset(cfg.data, name)
-    n = len(ds) if not limit else min(limit, len(ds))
-    rows, skipped = [], 0
-    for start in tqdm(range(0, n, batch_size), desc=f"eval {name}", disable=not progress, leave=False):
-        items = [ds[i] for i in range(start, min(n, start + batch_size))]
-        sources = torch.stack([it["sources"] for it in items]).float()  # [b, S, T]
-        mixture = sources.sum(1)
-        _, tokens, mask = embedding.embed_text(
-            [p for it in items for p in it["source_prompts"]], padding_states=not cfg.model.ca_key_padding_mask
-        )
-        b, S = sources.shape[:2]
-        est = (
-            _estimates(
-                cfg, core, mixture.to(device), sources, tokens.reshape(b, S, *tokens.shape[1:]), mask.reshape(b, S, -1)
-            )
-            .double()
-            .cpu()
-            .numpy()
-        )
-        for j, it in enumerate(items):
-            res = evaluate_mixture(sources[j].double().numpy(), est[j], mixture[j].double().numpy())
-            if res is None:
-                skipped += 1
-                continue
-            res = {"mixture_id": it["mixture_id"], "classes": "+".join(it["classes"]), **res}
-            rows.append(res)
-    core.train(was_training)
-    from bimodal.metrics import METRICS
-
-    table = pd.DataFrame(rows, columns=["mixture_id", "classes", *METRICS] if not rows else None)
-    return table, summarize(table, skipped)
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # The entry point
-
-
-@contextlib.contextmanager
-def _run_lock(run_dir: Path):
-    """Hold an exclusive lock on a run folder. Two notebooks of a parallel batch (or two shells) that need the same
-    run would otherwise both train it; the second now waits and then reuses the first one's result. The OS drops
-    the lock when its holder dies (SIGKILL included), so a killed run never blocks its restart."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / ".lock", "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            _warn(f"{run_dir.name}: another process is training this run; waiting for it")
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _warn(message: str) -> None:
-    """A message for the person running the command: stderr, so that stdout stays the JSON summary alone."""
-    import sys
-
-    print(f"bimodal train: {message}", file=sys.stderr, flush=True)
-
-
-def config_difference(old: dict, new: dict, prefix: str = "") -> list[str]:
-    """'section.field: old -> new' for every field two config dicts disagree on (missing = '<unset>')."""
-    out = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key, "<unset>"), new.get(key, "<unset>")
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += config_difference(a, b, f"{prefix}{key}.")
-        elif a != b:
-            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
-    return out
-
-
-def check_test_sets(test_sets) -> None:
-    """Unknown test-set names fail before training, not after it (ConfigError listing the known ones)."""
-    from bimodal.datasets.mixtures import EVAL_SETS
-
-    known = [name for name in EVAL_SETS if name != "val2"]  # val2 picks the checkpoint: never a test set
-    unknown = [name for name in test_sets if name not in known]
-    if unknown or not test_sets:
-        raise ConfigError(
-            f"--test-sets: unknown test set(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
-            f"choose from {', '.join(known)}"
-        )
-
-
-def check_run_folder(cfg: Config, run_dir: Path) -> None:
-    """Refuse a run folder that is a file, or that holds a run of another config (finished or not): ConfigError
-    naming the fields that differ. Checked before a finished run's summary is returned, so a cached summary is
-    never passed off as the result of another config."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"--run-dir {run_dir}: is a file, not a folder")
-    cfg_path = run_dir / "config.json"
-    if not cfg_path.is_file():
-        return
-    try:
-        stored = from_dict(json.loads(cfg_path.read_text()))
-    except (ValueError, ConfigError) as exc:
-        raise ConfigError(f"{cfg_path}: unreadable run config ({exc}); use another run folder") from None
-    if stored.hash() != cfg.hash():
-        diff = config_difference(stored.identity(), cfg.identity())
-        raise ConfigError(
-            f"{run_dir}: the folder holds a run of another config ({'; '.join(diff) or 'identity'}; "
-            f"stored -> requested); use another --run-dir or --no-resume to replace it"
-        )
-
-
-def move_run_aside(run_dir: Path) -> Path | None:
-    """--no-resume: move the folder's files (all but the lock) into <parent>/.replaced/<name>-<UTC time>, so that a
-    fresh run appends to no old log and reuses no old checkpoint, and nothing is deleted (a hidden folder: globs
-    over runs/<profile>-* do not see the old runs). Returns that folder."""
-    files = [p for p in run_dir.iterdir() if p.name != ".lock"] if run_dir.is_dir() else []
-    if not files:
-        return None
-    aside = run_dir.parent / ".replaced" / f"{run_dir.name}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
-    aside.mkdir(parents=True, exist_ok=False)
-    for path in files:
-        path.rename(aside / path.name)
-    _warn(f"--no-resume: moved the previous contents of {run_dir} to {aside}")
-    return aside
-
-
-def load_resume_state(last_path: Path, device) -> dict | None:
-    """last.pt, or None with a warning naming the file when it is damaged (truncated, not a checkpoint, keys
-    missing): the run then starts again from scratch, which the per-epoch seeding makes the same run. The damaged
-    file is kept beside as last.pt.damaged."""
-    try:
-        state = torch.load(last_path, map_location=device, weights_only=False)  # our own file: includes RNG state
-        missing = {"model", "optimizer", "scheduler", "rng", "epoch", "best"} - set(state)
-        if missing:
-            raise KeyError(f"keys {sorted(missing)} missing")
-        return state
-    except Exception as exc:  # truncated zip, unpickling errors, wrong content: many types
-        damaged = last_path.with_name(last_path.name + ".damaged")
-        os.replace(last_path, damaged)
-        _warn(
-            f"{last_path}: damaged checkpoint ({type(exc).__name__}: {str(exc)[:200]}); moved to {damaged.name}, "
-            f"training this run again from epoch 1"
-        )
-        return None
 
 
 def restore_best(run_dir: Path, cfg: Config, embedding) -> None:

@@ -18,8 +18,8 @@ from bimodal.model import (
     Separator,
     UNetMasker,
     count_parameters,
-    separate_cli,
 )
+from bimodal.separate import separate_cli
 
 DIM = 24  # token dimension of the fake embedding (the real ones use 384 / 768)
 

@@ -19,7 +19,7 @@ class BaselineMethod:
         return Separator(cfg.model, cfg.model.cond_dim or embedding.token_dim)
 
     def objective(self, obj, batch) -> tuple[Tensor, dict[str, Tensor]]:
-        """obj: the engine's bimodal.train.Objective (separator, embedding, helpers); batch: bimodal.train.Batch.
+        """obj: bimodal.objective.Objective (separator, embedding, helpers); batch: bimodal.objective.Batch.
         Returns (total loss, named parts to log)."""
         raise NotImplementedError
 
