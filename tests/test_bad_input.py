@@ -253,6 +253,8 @@ def index_csvs(tmp_path):
     (tmp_path / "no_split.csv").write_text("path,cls\na.wav,violin\n")
     (tmp_path / "missing.csv").write_text("path,cls,split\na.wav,violin,train\ngone.wav,violin,val\n")
     (tmp_path / "a_file").write_text("")
+    (tmp_path / "garbage.wav").write_bytes(b"not audio at all" * 8)
+    (tmp_path / "garbage.csv").write_text("path,cls,split\na.wav,violin,train\ngarbage.wav,violin,val\n")
     return tmp_path
 
 
@@ -276,6 +278,11 @@ CLI_CASES = {  # name: (argv with {tmp} for the fixture's folder, exit code, tex
         ["train", "--profile", "smoke", "--run-dir", "{tmp}/run", "--set", "data.dataset={tmp}/missing.csv"],
         2,
         "1 of 2 indexed audio files do not exist",
+    ),
+    "index file not audio": (
+        ["train", "--profile", "smoke", "--run-dir", "{tmp}/run", "--set", "data.dataset={tmp}/garbage.csv"],
+        2,
+        "1 of 2 indexed audio files do not open as audio, e.g.",
     ),
     "reproduce 99": (["reproduce", "--only", "99"], 2, "no notebook 99; notebooks: 00_data"),
     "data root not writable": (
@@ -362,6 +369,8 @@ def separation(tmp_path, monkeypatch):
         return path
 
     (tmp_path / "a_file").write_text("")
+    (tmp_path / "garbage.wav").write_bytes(b"not audio at all" * 8)
+    (tmp_path / "garbage.csv").write_text("path,cls,split\na.wav,violin,train\ngarbage.wav,violin,val\n")
     return tmp_path, mixture, torch_ckpt
 
 

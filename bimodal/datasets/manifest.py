@@ -127,11 +127,27 @@ def assign_subsets(manifest: pd.DataFrame, fraction: float, seed: int) -> pd.Ser
 
 
 def check_index_files(df: pd.DataFrame, index: Path) -> None:
-    """Every clip an index names exists, checked when the index is loaded (before training), not when an epoch first
-    samples it: ConfigError naming the index, the number of missing files and the first of them."""
-    missing = [p for p in df["path"].astype(str) if not Path(p).is_file()]
+    """Every clip an index names exists and opens as audio, checked when the index is loaded (before training), not
+    when an epoch first samples it: ConfigError naming the index, the number of bad files and the first of them.
+    Opening reads the header only (soundfile.info), with a progress bar over a large index."""
+    import soundfile as sf
+    from tqdm.auto import tqdm
+
+    paths = df["path"].astype(str).tolist()
+    missing = [p for p in paths if not Path(p).is_file()]
     if missing:
         raise ConfigError(f"{index}: {len(missing)} of {len(df)} indexed audio files do not exist, e.g. {missing[0]}")
+    unreadable = []
+    for p in tqdm(paths, desc=f"checking {Path(index).name}", disable=len(paths) < 2000, leave=False):
+        try:
+            sf.info(p)
+        except (RuntimeError, sf.LibsndfileError) as exc:  # not audio, truncated header, unknown format
+            unreadable.append((p, str(exc).splitlines()[0]))
+    if unreadable:
+        path, why = unreadable[0]
+        raise ConfigError(
+            f"{index}: {len(unreadable)} of {len(df)} indexed audio files do not open as audio, e.g. {path} ({why})"
+        )
 
 
 def load_manifest(cfg: DataConfig) -> pd.DataFrame:
