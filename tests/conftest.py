@@ -44,3 +44,23 @@ def fit_fixed_batch(objective, separator, batch, steps: int = 25, lr: float = 3e
         opt.step()
         totals.append(logged["total"])
     return totals, logged
+
+
+def smoke_environment(root):
+    """A fresh smoke SynthMUSIC-21 under root/data and an empty runs folder, set through BIMODAL_DATA/BIMODAL_RUNS
+    for the duration of a module (a generator for a fixture to yield from); the variables are restored after."""
+    from bimodal.config import get_config
+    from bimodal.datasets import build_synthmusic21
+
+    old = {k: os.environ.get(k) for k in ("BIMODAL_DATA", "BIMODAL_RUNS")}
+    os.environ["BIMODAL_DATA"] = str(root / "data")
+    os.environ["BIMODAL_RUNS"] = str(root / "runs")
+    try:
+        build_synthmusic21(get_config("smoke").data, verbose=False)  # loading never renders: the explicit build step
+        yield root
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -4,14 +4,13 @@ falling loss for each method and one full run through the engine."""
 
 import itertools
 import json
-import os
 
 import numpy as np
 import pytest
 import torch
 
 from bimodal.config import ConfigError, get_config
-from conftest import fit_fixed_batch
+from conftest import fit_fixed_batch, smoke_environment
 
 
 def _l1(a, b, w=None):
@@ -133,19 +132,7 @@ def test_unconditional_separator_shapes_and_ignores_prompts():
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    root = tmp_path_factory.mktemp("baselines")
-    old = {k: os.environ.get(k) for k in ("BIMODAL_DATA", "BIMODAL_RUNS")}
-    os.environ["BIMODAL_DATA"] = str(root / "data")
-    os.environ["BIMODAL_RUNS"] = str(root / "runs")
-    from bimodal.datasets import build_synthmusic21
-
-    build_synthmusic21(get_config("smoke").data, verbose=False)
-    yield root
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    yield from smoke_environment(tmp_path_factory.mktemp("baselines"))
 
 
 def _cfg(method, **over):

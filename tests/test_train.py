@@ -14,24 +14,12 @@ import pytest
 import torch
 
 from bimodal.config import get_config
-from conftest import fit_fixed_batch
+from conftest import fit_fixed_batch, smoke_environment
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    root = tmp_path_factory.mktemp("train")
-    old = {k: os.environ.get(k) for k in ("BIMODAL_DATA", "BIMODAL_RUNS")}
-    os.environ["BIMODAL_DATA"] = str(root / "data")
-    os.environ["BIMODAL_RUNS"] = str(root / "runs")
-    from bimodal.datasets import build_synthmusic21
-
-    build_synthmusic21(get_config("smoke").data, verbose=False)  # loading never renders: the explicit build step
-    yield root
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    yield from smoke_environment(tmp_path_factory.mktemp("train"))
 
 
 def _cfg(**over):
