@@ -54,11 +54,10 @@ def _paper(table: str, key: str) -> float | None:
     return next((c.paper for c in TABLES[table].cells if c.key == key), None)
 
 
-def value(df: pd.DataFrame | None, key: str, table: str | None = None) -> Value:
+def value(df: pd.DataFrame | None, key: str, table: str) -> Value:
     """mean, std, n of one cell of a collected table (None when it is not run), and the paper's value from the
     table's declaration."""
-    table = table or (str(df["table"].iloc[0]) if df is not None and len(df) else None)
-    paper = _paper(table, key) if table else None
+    paper = _paper(table, key)
     if df is None or "key" not in df or not (df["key"] == key).any():
         return Value(None, None, 0, paper)
     row = df[df["key"] == key].iloc[0]
@@ -82,8 +81,8 @@ def claims(folder=None) -> list[dict]:
     fig, t8 = _load("figure1", folder), _load("table8", folder)
     out = []
     sup = value(fig, "supervised/single", "figure1")
-    for k in KS:
-        p, m = value(fig, f"proposed/k{k}", "figure1"), value(fig, f"mix_and_separate/k{k}", "figure1")
+    gaps = {k: (value(fig, f"proposed/k{k}", "figure1"), value(fig, f"mix_and_separate/k{k}", "figure1")) for k in KS}
+    for k, (p, m) in gaps.items():
         holds, apart = _verdict(p, m, lambda a, b: a > b)
         out.append(
             {
@@ -94,14 +93,12 @@ def claims(folder=None) -> list[dict]:
                 "apart": apart,
             }
         )
-    gaps = {k: (value(fig, f"proposed/k{k}", "figure1"), value(fig, f"mix_and_separate/k{k}", "figure1")) for k in KS}
+    gp = {k: p.paper - m.paper for k, (p, m) in gaps.items() if p.paper is not None and m.paper is not None}
     if all(p.ok and m.ok for p, m in gaps.values()):
         g = {k: p.mean - m.mean for k, (p, m) in gaps.items()}
-        gp = {k: p.paper - m.paper for k, (p, m) in gaps.items() if p.paper is not None and m.paper is not None}
         holds = "yes" if g[3] > g[2] and g[4] > g[2] else "**no**"
         here = ", ".join(f"{g[k]:+.1f}" for k in KS)
     else:
-        gp = {k: p.paper - m.paper for k, (p, m) in gaps.items() if p.paper is not None and m.paper is not None}
         holds, here = "not run", "not run"
     out.append(
         {
@@ -112,7 +109,7 @@ def claims(folder=None) -> list[dict]:
             "apart": "",
         }
     )
-    p2 = value(fig, "proposed/k2", "figure1")
+    p2 = gaps[2][0]
     if p2.ok and sup.ok:
         ratio = p2.mean / sup.mean
         holds = "yes" if ratio >= 0.9 else "**no**"
