@@ -148,6 +148,38 @@ def time_breakdown(fn) -> dict[str, float]:
     return {k: v / total for k, v in groups.items()}
 
 
+def _row(
+    name: str,
+    profile: str,
+    overrides: dict,
+    sep,
+    measure: str,
+    shape: str,
+    flops: float,
+    times: list,
+    peak: float,
+    repeats: int,
+) -> dict:
+    """One results row: the medians of the (CPU, wall) times and the rates they give."""
+    cpu = statistics.median(t[0] for t in times)
+    wall = statistics.median(t[1] for t in times)
+    return {
+        "name": name,
+        "profile": profile,
+        "overrides": json.dumps(overrides, ensure_ascii=False),
+        "params": count_parameters(sep),
+        "measure": measure,
+        "input": shape,
+        "gflop": flops / 1e9,
+        "cpu_ms": cpu * 1e3,
+        "wall_ms": wall * 1e3,
+        "gflops_per_s": flops / cpu / 1e9,
+        "fraction_of_matmul_peak": flops / cpu / 1e9 / peak,
+        "rtf": float("nan"),  # set by the separation benchmark
+        "repeats": repeats,
+    }
+
+
 def bench_train(
     name: str, profile: str, overrides: dict, pattern: str, repeats: int, peak: float, breakdown: bool
 ) -> dict:
@@ -157,23 +189,9 @@ def bench_train(
     step = train_step(sep, cfg.data.segment_samples, pattern, length, dim)
     flops, conv_flops = count_flops(step)  # also the warm-up
     times = [_cpu_time(step) for _ in range(repeats)]
-    cpu = statistics.median(t[0] for t in times)
-    wall = statistics.median(t[1] for t in times)
-    row = {
-        "name": name,
-        "profile": profile,
-        "overrides": json.dumps(overrides, ensure_ascii=False),
-        "params": count_parameters(sep),
-        "measure": f"train fwd+bwd ({pattern})",
-        "input": f"{cfg.model.n_fft // 2 + 1}x{cfg.data.segment_samples // cfg.model.hop + 1}",
-        "gflop": flops / 1e9,
-        "cpu_ms": cpu * 1e3,
-        "wall_ms": wall * 1e3,
-        "gflops_per_s": flops / cpu / 1e9,
-        "fraction_of_matmul_peak": flops / cpu / 1e9 / peak,
-        "rtf": float("nan"),
-        "repeats": repeats,
-    }
+    shape = f"{cfg.model.n_fft // 2 + 1}x{cfg.data.segment_samples // cfg.model.hop + 1}"
+    row = _row(name, profile, overrides, sep, f"train fwd+bwd ({pattern})", shape, flops, times, peak, repeats)
+    cpu = row["cpu_ms"] / 1e3
     row["conv_flop_share"] = conv_flops / flops
     if breakdown:
         row.update({f"time_{k}": v for k, v in time_breakdown(step).items()})
@@ -199,23 +217,9 @@ def bench_rtf(name: str, profile: str, overrides: dict, repeats: int, peak: floa
     run = lambda: sep.separate(wave, "the sound of violin", emb)
     flops, _ = count_flops(run)
     times = [_cpu_time(run) for _ in range(repeats)]
-    cpu = statistics.median(t[0] for t in times)
-    wall = statistics.median(t[1] for t in times)
-    row = {
-        "name": name,
-        "profile": profile,
-        "overrides": json.dumps(overrides, ensure_ascii=False),
-        "params": count_parameters(sep),
-        "measure": f"separate {seconds:.2f} s, 1 prompt",
-        "input": f"{len(wave)} samples at {sr} Hz",
-        "gflop": flops / 1e9,
-        "cpu_ms": cpu * 1e3,
-        "wall_ms": wall * 1e3,
-        "gflops_per_s": flops / cpu / 1e9,
-        "fraction_of_matmul_peak": flops / cpu / 1e9 / peak,
-        "rtf": cpu / seconds,
-        "repeats": repeats,
-    }
+    measure, shape = f"separate {seconds:.2f} s, 1 prompt", f"{len(wave)} samples at {sr} Hz"
+    row = _row(name, profile, overrides, sep, measure, shape, flops, times, peak, repeats)
+    row["rtf"] = row["cpu_ms"] / 1e3 / seconds
     print(f"  {name:18s} {row['measure']:26s} {row['cpu_ms']:9.1f} ms  RTF {row['rtf']:.3f}", flush=True)
     return row
 
