@@ -6,6 +6,7 @@ import math
 import os
 import time
 
+import pandas as pd
 import pytest
 
 from bimodal import experiments as X
@@ -86,6 +87,62 @@ def test_collect_table_reports_mean_std_and_why_a_cell_is_empty(roots):
     metrics = X.collect_metrics(table, "quick", [0, 1, 2], "all")
     sir = metrics.query("row == '(a) supervised' and metric == 'sir' and over_mixtures == 'mean'")
     assert len(sir) == 1 and sir["n_seeds"].iloc[0] == 3
+
+
+def test_collected_runs_outlive_their_run_dirs(roots):
+    # what a collection read from runs/ is kept in results/runs: with runs/ gone, the same table comes back
+    cell = _cell("table1", "supervised/single")
+    for seed, sdr in ((0, 7.0), (1, 8.0), (2, 9.0)):
+        _fake_summary(X.cell_configs(cell, "quick", [0])[seed], sdr, sir=sdr - 1)
+    first = X.collect_table("table1", "quick", [0]).set_index("key")
+    archived = sorted((roots / "results" / "runs").glob("*.json"))
+    assert len(archived) == 3
+    record = json.loads(archived[0].read_text())
+    assert (
+        record["run_dir"].startswith("runs/quick-supervised-") and record["config"]["train"]["method"] == "supervised"
+    )
+    metrics_before = (roots / "results" / "table1_metrics.csv").read_text()
+    for run in (roots / "runs").iterdir():
+        (run / "summary.json").unlink()
+    again = X.collect_table("table1", "quick", [0]).set_index("key")
+    for col in ("here_mean", "here_std", "n_seeds", "run_ids", "status"):
+        assert again.loc["supervised/single", col] == first.loc["supervised/single", col]
+    assert again.loc["supervised/single", "here_mean"] == pytest.approx(8.0)
+    assert (roots / "results" / "table1_metrics.csv").read_text() == metrics_before
+
+
+def test_recollection_keeps_committed_cells_and_merges_new_seeds(roots):
+    # tables written before results/runs existed, on a machine whose runs/ is gone: a cell of one run is recovered
+    # exactly (its mean is the run's value) and merged with seeds trained since; a cell of three runs none of
+    # which can be read is kept as written; a row whose run ids are not this cell's is not
+    k3, k2, k4 = (_cell("figure1", f"proposed/k{k}") for k in (3, 2, 4))
+    _fake_summary(X.cell_configs(k3, "quick", [0])[0], 3.0, sir=10.0)
+    for seed, sdr in ((0, 5.0), (1, 6.0), (2, 7.0)):
+        _fake_summary(X.cell_configs(k2, "quick", [0])[seed], sdr)
+    _fake_summary(X.cell_configs(k4, "quick", [0])[0], 2.0)
+    X.collect_table("figure1", "quick", [0])
+    results = roots / "results"
+    for path in (results / "runs").glob("*.json"):
+        path.unlink()  # the legacy state: tables without records
+    for run in (roots / "runs").iterdir():
+        (run / "summary.json").unlink()
+    table = (results / "figure1.csv").read_text()
+    k4_id = run_dir_for(X.cell_configs(k4, "quick", [0])[0]).name
+    (results / "figure1.csv").write_text(table.replace(k4_id, "quick-proposed-000000000000"))
+    _fake_summary(X.cell_configs(k3, "quick", [0])[1], 5.0, sir=12.0)
+    _fake_summary(X.cell_configs(k3, "quick", [0])[2], 4.0, sir=11.0)
+    df = X.collect_table("figure1", "quick", [0]).set_index("key")
+    assert df.loc["proposed/k3", "n_seeds"] == 3 and df.loc["proposed/k3", "status"] == "ok"
+    assert df.loc["proposed/k3", "here_mean"] == pytest.approx(4.0)  # (3 + 5 + 4) / 3
+    assert df.loc["proposed/k2", "n_seeds"] == 3 and df.loc["proposed/k2", "here_mean"] == pytest.approx(6.0)
+    assert df.loc["proposed/k4", "status"] == "not run: not trained yet"
+    k3_s0 = run_dir_for(X.cell_configs(k3, "quick", [0])[0]).name
+    record = json.loads((results / "runs" / f"{k3_s0}.json").read_text())
+    assert record["reconstructed_from"] == ["results/figure1.csv", "results/figure1_metrics.csv"]
+    metrics = X.collect_metrics("figure1", "quick", [0]).set_index(["key", "metric", "over_mixtures"])
+    assert metrics.loc[("proposed/k3", "sir", "mean"), "mean_over_seeds"] == pytest.approx(11.0)
+    written = pd.read_csv(results / "figure1_metrics.csv").set_index(["key", "metric", "over_mixtures"])
+    assert written.loc[("proposed/k2", "sdr", "mean"), "n_seeds"] == 3  # kept with its cell
 
 
 def test_core_batches_report_runs_outside_their_cells_only_if_trained(roots):

@@ -3,6 +3,12 @@ write results/<table>.csv (one tidy row per cell), results/<table>.md and result
 
 A runnable cell whose run has not finished yet is "not run: not trained yet"; a cell outside the core cells of a
 batch is reported only if its run was trained elsewhere.
+
+runs/ is a cache (weights, per-mixture CSVs) that a fresh machine does not have; the numbers must outlive it. So
+every summary a collection reads from runs/ is also kept, with the run's config, in results/runs/<run id>.json
+(git tracks it, a few kB per run), and a run absent from runs/ is read from there. Re-collecting on a machine that
+trained only some of a table's runs then merges them with the recorded ones instead of reporting "not run". Runs
+recorded before that archive existed are recovered from the committed tables (see `archive_committed_runs`).
 """
 
 from __future__ import annotations
@@ -105,11 +111,111 @@ def embedding_label(fingerprint: str | None) -> str:
     return f"{path.stem} ({fingerprint})" + (", the default" if path == ASSET else "")
 
 
-def _summary(cfg) -> dict | None:
+def archive_root(profile: str) -> Path:
+    """Where the summaries of the runs behind a profile's tables are kept: results/runs for quick."""
+    return results_root(profile) / "runs"
+
+
+def _load_summary(cfg) -> tuple[dict | None, str]:
+    """A run's summary and where it came from: "runs" (this machine's cache), "archive" (results/runs) or ""."""
     from bimodal.train import run_dir_for
 
-    path = run_dir_for(cfg) / "summary.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    run_dir = run_dir_for(cfg)
+    if (run_dir / "summary.json").exists():
+        return json.loads((run_dir / "summary.json").read_text()), "runs"
+    path = archive_root(cfg.profile) / f"{run_dir.name}.json"
+    if path.exists():
+        return json.loads(path.read_text()), "archive"
+    return None, ""
+
+
+def _summary(cfg) -> dict | None:
+    return _load_summary(cfg)[0]
+
+
+def archive_summary(cfg, summary: dict) -> Path:
+    """Keep a finished run's summary, with its config, in results/runs/<run id>.json (rewritten only on change).
+    run_dir is stored relative (runs/<run id>): the absolute path of the machine that trained it means nothing
+    elsewhere."""
+    from bimodal.utils import atomic_write_bytes
+
+    name = Path(summary["run_dir"]).name
+    record = {**summary, "run_dir": f"runs/{name}", "config": cfg.to_dict()}
+    path = archive_root(cfg.profile) / f"{name}.json"
+    data = (json.dumps(record, indent=2, sort_keys=True) + "\n").encode()
+    if not path.exists() or path.read_bytes() != data:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, data)
+    return path
+
+
+def _committed_rows(table_id: str, profile: str) -> tuple[dict, pd.DataFrame]:
+    """The table as last written (key → row) and its metrics rows: what a re-collection must not lose."""
+    root = results_root(profile)
+    rows, metrics = {}, pd.DataFrame()
+    if (root / f"{table_id}.csv").exists():
+        df = pd.read_csv(root / f"{table_id}.csv")
+        rows = {r["key"]: r for r in df.to_dict("records") if r.get("profile") == profile}
+    if (root / f"{table_id}_metrics.csv").exists():
+        metrics = pd.read_csv(root / f"{table_id}_metrics.csv")
+    return rows, metrics
+
+
+def _is_nan(v) -> bool:
+    return isinstance(v, float) and math.isnan(v)
+
+
+def _run_ids(row: dict) -> list[str]:
+    ids = row.get("run_ids")
+    return str(ids).split() if isinstance(ids, str) and ids.strip() else []
+
+
+def archive_committed_runs(profile: str) -> list[Path]:
+    """Recover the summaries of runs that the committed tables report but neither runs/ nor results/runs holds (runs
+    collected before the archive existed, on a machine whose runs/ is gone). Only a cell of one run says what that
+    run measured (its mean over seeds is the run's value): its test metrics (mean and median over mixtures, from
+    <table>_metrics.csv, full precision) and, for a validation cell, best_val_sdr (from <table>.csv, 3 decimals).
+    The record says it was reconstructed and from which files. A run seen only in cells of several seeds cannot be
+    recovered this way; `collect_table` keeps those cells as they were written."""
+    import re
+
+    from bimodal.utils import atomic_write_bytes, runs_root
+
+    records: dict[str, dict] = {}
+    for tid, table in TABLES.items():
+        rows, metrics = _committed_rows(tid, profile)
+        for key, row in rows.items():
+            ids = _run_ids(row)
+            if len(ids) != 1 or row.get("n_seeds") != 1:
+                continue
+            rid = ids[0]
+            if (runs_root() / rid / "summary.json").exists() or (archive_root(profile) / f"{rid}.json").exists():
+                continue
+            rec = records.setdefault(
+                rid, {"run_dir": f"runs/{rid}", "profile": profile, "finished": True, "reconstructed_from": []}
+            )
+            rec["reconstructed_from"].append(f"results/{tid}.csv")
+            fp = re.search(r"\(([0-9a-f]{12})\)", str(row.get("embedding") or ""))
+            if fp:
+                rec["embedding_fingerprint"] = fp.group(1)
+            cell = next(c for c in table.cells if c.key == key)
+            if cell.split == "val2":
+                rec["best_val_sdr"] = float(row["here_mean"])
+                continue
+            split = table.test_set if cell.split == "test2" else cell.split
+            mine = metrics[(metrics["key"] == key) & (metrics["n_seeds"] == 1)] if not metrics.empty else metrics
+            for m in mine.to_dict("records"):
+                rec.setdefault(split, {}).setdefault(m["metric"], {})[m["over_mixtures"]] = float(m["mean_over_seeds"])
+            if not mine.empty:
+                rec["reconstructed_from"].append(f"results/{tid}_metrics.csv")
+    out = []
+    for rid, rec in records.items():
+        rec["reconstructed_from"] = sorted(set(rec["reconstructed_from"]))
+        path = archive_root(profile) / f"{rid}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, (json.dumps(rec, indent=2, sort_keys=True) + "\n").encode())
+        out.append(path)
+    return out
 
 
 def collect_table(
@@ -117,9 +223,13 @@ def collect_table(
 ) -> pd.DataFrame:
     """Tidy table: one row per cell with paper value, our mean/std over seeds, n, run ids, the weights that scored
     L_CNT (embedding), status. test_set: None = the table's own (Table.test_set)."""
-    from bimodal.train import uses_cnt
+    from bimodal.train import run_dir_for, uses_cnt
 
     test_set = test_set or TABLES[table_id].test_set
+    if write:
+        archive_committed_runs(profile)  # before any table is rewritten: the committed tables are its source
+    committed, committed_metrics = _committed_rows(table_id, profile)
+    carried: list[str] = []  # keys of cells kept as last written (their runs are on no machine we can read)
 
     rows = []
     for cell in TABLES[table_id].cells:
@@ -137,9 +247,11 @@ def collect_table(
         outside = cells == "core" and not cell.core  # not trained by this batch; reported if trained elsewhere
         values, ids, embeddings = [], [], []
         for cfg in cell_configs(cell, profile, seeds):
-            summary = _summary(cfg)
+            summary, source = _load_summary(cfg)
             value = cell_value(summary, cell, test_set) if summary else None
             if value is not None:
+                if write and source == "runs":
+                    archive_summary(cfg, summary)
                 values.append(value)
                 ids.append(Path(summary["run_dir"]).name)
                 embeddings.append(
@@ -147,6 +259,15 @@ def collect_table(
                         summary.get("embedding_fingerprint") or ("not recorded" if uses_cnt(cfg) else "minilm")
                     )
                 )
+        # The cell as last written holds more of its runs than can be read here (runs collected before
+        # results/runs existed, whose run dirs are gone): keep it rather than report fewer seeds or "not run".
+        # Only when those are runs of this very cell (same run ids: same config, same code identity).
+        expected = {run_dir_for(cfg).name for cfg in cell_configs(cell, profile, seeds)}
+        before = _run_ids(committed.get(cell.key, {}))
+        if before and set(before) <= expected and set(ids) < set(before):
+            rows.append({k: v for k, v in committed[cell.key].items() if not _is_nan(v)})
+            carried.append(cell.key)
+            continue
         if not values:
             rows.append(
                 {
@@ -195,6 +316,11 @@ def collect_table(
         df.to_csv(out, index=False)
         (results_root(profile) / f"{table_id}.md").write_text(render_markdown(df, TABLES[table_id]))
         metrics = collect_metrics(table_id, profile, seeds, cells, test_set)
+        if carried and not committed_metrics.empty:
+            keep = committed_metrics[committed_metrics["key"].isin(carried)]
+            metrics = pd.concat([metrics[~metrics["key"].isin(carried)] if not metrics.empty else metrics, keep])
+            order = {c.key: i for i, c in enumerate(TABLES[table_id].cells)}
+            metrics = metrics.sort_values("key", key=lambda k: k.map(order), kind="stable")
         if not metrics.empty:
             metrics.to_csv(results_root(profile) / f"{table_id}_metrics.csv", index=False)
     return df
@@ -281,11 +407,19 @@ def batch_cost(profile: str, seeds: list[int], cells: str = "core", write: bool 
 
     planned = planned_runs(list(TABLES), profile, seeds, cells)
     measured: dict[tuple, list[float]] = {}
+    seen: set[str] = set()
     for path in runs_root().glob(f"{profile}-*/summary.json"):
         s = json.loads(path.read_text())
         cfg = json.loads((path.parent / "config.json").read_text())
         kind = (s.get("method"), int(cfg["data"]["k_sources"]))
         measured.setdefault(kind, []).append(float(s.get("train_seconds") or 0.0))
+        seen.add(path.parent.name)
+    for path in archive_root(profile).glob(f"{profile}-*.json"):  # runs recorded here but gone from runs/
+        s = json.loads(path.read_text())
+        if path.stem in seen or "config" not in s or not s.get("train_seconds"):
+            continue  # a record recovered from the tables has no training time
+        kind = (s["config"]["train"]["method"], int(s["config"]["data"]["k_sources"]))
+        measured.setdefault(kind, []).append(float(s["train_seconds"]))
     rows = []
     for kind in dict.fromkeys((c.train.method, c.data.k_sources) for c in planned):
         n = sum((c.train.method, c.data.k_sources) == kind for c in planned)
