@@ -370,3 +370,42 @@ def test_table13_adds_l_cnt_to_supervised_runs_only_in_the_with_columns():
         cfg = X.cell_configs(cell, "smoke", [0])[0]
         assert cfg.train.method == "supervised" and cfg.data.k_sources == 1
         assert (cfg.train.supervised_cnt_weight > 0) == key.endswith("/with")
+
+
+def test_headline_runs_lists_the_default_configs_with_best_epoch_and_cost(roots):
+    from bimodal.config import get_config
+    from bimodal.experiments.report import headline_runs
+
+    runs = roots / "results" / "runs"
+    runs.mkdir(parents=True)
+
+    def record(name, over, seconds, best_epoch):
+        cfg = get_config("quick", over)
+        rec = {
+            "run_dir": f"runs/{name}",
+            "config_hash": cfg.hash(),
+            "config": cfg.to_dict(),
+            "seed": cfg.train.seed,
+            "best_epoch": best_epoch,
+            "train_seconds": seconds,
+            "execution": {"threads": "1"},
+        }
+        (runs / f"{name}.json").write_text(json.dumps(rec))
+
+    for seed, seconds in ((0, 2000.0), (1, 2200.0), (2, 1900.0)):
+        record(
+            f"quick-proposed-k3s{seed}",
+            {"train.method": "proposed", "data.k_sources": 3, "train.seed": seed},
+            seconds,
+            11,
+        )
+    record("quick-mix_and_separate-k3", {"train.method": "mix_and_separate", "data.k_sources": 3}, 500.0, 6)
+    record("quick-proposed-alpha", {"train.method": "proposed", "data.k_sources": 3, "train.alpha": 0.01}, 9.0, 0)
+    (runs / "quick-proposed-old.json").write_text(json.dumps({"run_dir": "runs/x", "reconstructed_from": ["t.csv"]}))
+    df = headline_runs(roots / "results").set_index("method")
+    assert list(df.index) == ["mix_and_separate", "proposed"]  # the α variant and the recovered record are not in it
+    epochs = get_config("quick").train.epochs
+    assert df.loc["proposed", "seeds"] == "0 1 2"
+    assert df.loc["proposed", "best validation epoch (of the epochs trained)"] == " ".join([f"12/{epochs}"] * 3)
+    assert df.loc["proposed", "median train seconds"] == 2000.0
+    assert df.loc["proposed", "× mix-and-separate"] == "4.0"

@@ -123,6 +123,60 @@ CSV_TITLES = {
 }
 
 
+HEADLINE_METHODS = ("supervised", "mix_and_separate", "proposed", "semi_supervised")
+
+
+def headline_runs(res: Path | None = None, profile: str = "quick") -> pd.DataFrame:
+    """The recorded runs (results/runs) of the headline configs, i.e. a method's profile defaults at a K (plus the
+    single-source fraction of a semi-supervised run), one row per (method, K, fraction): the seeds, each seed's best
+    validation epoch of the epochs trained, and the median training time. A run is a headline run when its recorded
+    config hash is that of `get_config(profile, {method, K, fraction, seed})`; a record recovered from the tables has
+    no config and is left out (it has no training time either)."""
+    import json
+
+    from bimodal.config import get_config
+
+    res = res or results_root()
+    groups: dict[tuple, list[dict]] = {}
+    for path in sorted((res / "runs").glob(f"{profile}-*.json")):
+        rec = json.loads(path.read_text())
+        cfg = rec.get("config")
+        if not cfg or cfg["train"]["method"] not in HEADLINE_METHODS or not rec.get("train_seconds"):
+            continue
+        method, k, frac = cfg["train"]["method"], int(cfg["data"]["k_sources"]), cfg["data"]["single_source_fraction"]
+        over = {"train.method": method, "data.k_sources": k, "train.seed": cfg["train"]["seed"]}
+        if method == "semi_supervised":
+            over["data.single_source_fraction"] = frac
+        if get_config(profile, over).hash() != rec.get("config_hash"):
+            continue  # a variant (another α, teacher, input, ...), not the headline config
+        groups.setdefault(
+            (method, 1 if method == "supervised" else k, frac if method == "semi_supervised" else None), []
+        ).append({**rec, "_epochs": int(cfg["train"]["epochs"])})
+    rows = []
+    for (method, k, frac), recs in sorted(groups.items(), key=lambda kv: (HEADLINE_METHODS.index(kv[0][0]), kv[0][1])):
+        recs.sort(key=lambda r: r["seed"])
+        seconds = sorted(float(r["train_seconds"]) for r in recs)
+        rows.append(
+            {
+                "method": method + (f" {frac:.0%}" if frac is not None else ""),
+                "K": "single" if method == "supervised" else k,
+                "seeds": " ".join(str(r["seed"]) for r in recs),
+                "best validation epoch (of the epochs trained)": " ".join(
+                    f"{int(r['best_epoch']) + 1}/{r['_epochs']}" for r in recs
+                ),
+                "median train seconds": round(seconds[len(seconds) // 2], 0),
+                "torch threads": " ".join(sorted({str(r.get("execution", {}).get("threads", "?")) for r in recs})),
+            }
+        )
+    df = pd.DataFrame(rows)
+    if not df.empty:  # cost relative to mix-and-separate at the same K (what issue 17's ratio is about)
+        mas = {r["K"]: r["median train seconds"] for r in rows if r["method"] == "mix_and_separate"}
+        df["× mix-and-separate"] = [
+            f"{r['median train seconds'] / mas[r['K']]:.1f}" if r["K"] in mas else "" for r in rows
+        ]
+    return df
+
+
 def timings_markdown(res: Path | None = None) -> str:
     """The measured times (results/timings.csv, results/data_build.csv) and the training time of the runs the last
     batch reused, as one markdown table."""
@@ -205,6 +259,17 @@ def results_document(res: Path | None = None) -> str:
         'below by their keys (`bimodal/experiments/claims.py`); "± 1 std apart" asks whether the ordering still '
         "holds with each side moved one standard deviation toward the other.",
     )
+    runs = headline_runs(res)
+    if not runs.empty:
+        lines = ["| " + " | ".join(runs.columns) + " |", "|" + "---|" * len(runs.columns)]
+        lines += ["| " + " | ".join(map(str, row)) + " |" for row in runs.itertuples(index=False)]
+        add(
+            "The headline runs: best epoch and cost",
+            "The recorded runs of the headline configs (`results/runs/`, one JSON per run: its summary and config), "
+            "read by `bimodal.experiments.report.headline_runs`. A best validation epoch equal to the last means "
+            "the run was still improving when its epochs ended. Training seconds are wall-clock on this machine with "
+            "the batch's other process beside it.\n\n" + "\n".join(lines),
+        )
     declared = [t for t in TABLES if (res / f"{t}.md").exists()]
     is_paper = lambda t: re.match(r"(table|figure)\d", t) is not None  # noqa: E731  (table1, figure1, ...)
     ordered = [t for t in PAPER_ORDER + ADDED_ORDER if t in declared] + [
