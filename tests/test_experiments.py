@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from bimodal import experiments as X
-from bimodal.train import run_dir_for
+from bimodal.train import execution_of, run_dir_for
 
 
 @pytest.fixture()
@@ -32,6 +32,8 @@ def _fake_summary(cfg, sdr: float, sir: float = 1.0, fingerprint: str | None = N
     summary = {
         "finished": True,
         "run_dir": str(run_dir),
+        "config_hash": cfg.hash(),
+        "execution": execution_of(cfg),
         "method": cfg.train.method,
         "seed": cfg.train.seed,
         "train_seconds": 100.0 + cfg.train.seed,
@@ -409,3 +411,17 @@ def test_headline_runs_lists_the_default_configs_with_best_epoch_and_cost(roots)
     assert df.loc["proposed", "best validation epoch (of the epochs trained)"] == " ".join([f"12/{epochs}"] * 3)
     assert df.loc["proposed", "median train seconds"] == 2000.0
     assert df.loc["proposed", "× mix-and-separate"] == "4.0"
+
+
+def test_collecting_under_another_thread_count_says_why_the_runs_are_missing(roots, monkeypatch):
+    import torch
+
+    cell = _cell("table1", "supervised/single")
+    cfg = X.cell_configs(cell, "quick", [0])[0]
+    _fake_summary(cfg, 7.0)
+    X.collect_table("table1", "quick", [0])  # archives it, under this process's thread count
+    assert X.collect.other_executions(cfg) == []
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads + 1)
+    other = X.collect.other_executions(cfg)
+    assert len(other) == 1 and f"threads={threads}" in other[0]

@@ -129,6 +129,23 @@ def _load_summary(cfg) -> tuple[dict | None, str]:
     return None, ""
 
 
+def other_executions(cfg) -> list[str]:
+    """The executions (thread counts, compute paths, CPUs) under which results/runs holds this config's run, when it
+    holds none under this process's: a run id includes the execution, so collecting with another thread count than
+    the batch's finds none of its runs. Empty when the run is found or not recorded at all."""
+    from bimodal.train import run_dir_for
+
+    if _load_summary(cfg)[0] is not None:
+        return []
+    prefix = f"{cfg.profile}-{cfg.train.method}-"
+    found = []
+    for path in archive_root(cfg.profile).glob(f"{prefix}*.json"):
+        rec = json.loads(path.read_text())
+        if rec.get("config_hash") == cfg.hash() and path.stem != run_dir_for(cfg).name:
+            found.append(", ".join(f"{k}={v}" for k, v in sorted(rec.get("execution", {}).items())))
+    return sorted(set(found))
+
+
 def _summary(cfg) -> dict | None:
     return _load_summary(cfg)[0]
 
@@ -487,6 +504,18 @@ def tables_cli(argv: list[str]) -> int:
                 f"seed={cfg.train.seed}",
             )
         return 0
+    if args.collect_only:
+        import sys
+
+        for cfg in planned_runs(args.tables, args.profile, seeds, args.cells):
+            if other := other_executions(cfg):
+                print(
+                    f"bimodal tables: results/runs holds the {cfg.train.method} run of config {cfg.hash()} only under "
+                    f"another execution ({'; '.join(other)}); run ids include the torch thread count, so collect "
+                    "with the batch's (e.g. OMP_NUM_THREADS=1) to read those runs",
+                    file=sys.stderr,
+                )
+                break
     for tid in args.tables:
         df = run_table(tid, args.profile, seeds, args.cells, train=not args.collect_only)
         print(render_markdown(df, TABLES[tid]))

@@ -162,7 +162,8 @@ def headline_runs(res: Path | None = None, profile: str = "quick") -> pd.DataFra
                 "K": "single" if method == "supervised" else k,
                 "seeds": " ".join(str(r["seed"]) for r in recs),
                 "best validation epoch (of the epochs trained)": " ".join(
-                    f"{int(r['best_epoch']) + 1}/{r['_epochs']}" for r in recs
+                    (f"{int(r['best_epoch']) + 1}" if r.get("best_epoch") is not None else "?") + f"/{r['_epochs']}"
+                    for r in recs
                 ),
                 "median train seconds": round(seconds[len(seconds) // 2], 0),
                 "torch threads": " ".join(sorted({str(r.get("execution", {}).get("threads", "?")) for r in recs})),
