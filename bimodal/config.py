@@ -146,6 +146,11 @@ class TrainConfig:
     cnt_prompt_clips: int = 0
     cnt_prompt_steps: int = 100  # Adam steps of the prompt fit (full batch; ~1 s each at the quick size)
     cnt_prompt_lr: float = 5e-3
+    # Not in the paper (a diagnosis of the quick profile, docs/FINDINGS.md): "" = L_CNT as eqs. 3–4 | "clean" = a
+    # hinge max(L_CNT − c, 0), c the L_CNT the teacher charges the true single sources of the run's training batches
+    # (bimodal.cnt_reference, measured once at the start of the run): L_CNT stops pulling once the predictions score
+    # as well as clean sources would, where, below it, the separator satisfies the teacher with artifacts
+    cnt_floor: str = ""
 
 
 @dataclass
@@ -212,6 +217,7 @@ IDENTITY_NEUTRAL: dict[str, Any] = {
     "train.cnt_prompt_clips": 0,
     "train.cnt_prompt_steps": 100,
     "train.cnt_prompt_lr": 5e-3,
+    "train.cnt_floor": "",
 }
 
 # The fields that say which embedding a run uses (the rest of EmbeddingConfig says how a surrogate is trained).
@@ -342,6 +348,13 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"config field 'train.losses': {t.losses!r} must be '+'-joined names from url, cnt, crl")
     if t.single_source_input not in ("component", "mom"):
         raise ConfigError("config field 'train.single_source_input' must be 'component' or 'mom'")
+    if t.cnt_floor not in ("", "clean"):
+        raise ConfigError(f"config field 'train.cnt_floor' must be '' (eqs. 3–4) or 'clean', got {t.cnt_floor!r}")
+    if t.cnt_floor and not (t.method in SINGLE_SOURCE_BRANCH_METHODS and "cnt" in t.losses):
+        raise ConfigError(
+            "config field 'train.cnt_floor': the floor applies to L_CNT, which this run does not use "
+            f"(train.method={t.method!r}, train.losses={t.losses!r})"
+        )
     if t.loss_domain not in ("magnitude", "waveform"):
         raise ConfigError("config field 'train.loss_domain' must be 'magnitude' or 'waveform'")
     if (t.cnt_prompt_length > 0) != (t.cnt_prompt_clips > 0) or t.cnt_prompt_length < 0 or t.cnt_prompt_clips < 0:

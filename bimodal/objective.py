@@ -74,6 +74,9 @@ class Objective:
         self._core = separator.module if hasattr(separator, "module") else separator
         # Table 15: prompt -> tuned text embedding [D] for L_CNT (bimodal.prompt_tuning); None = the embedding's own
         self.tuned_prompts: dict[str, torch.Tensor] | None = None
+        # train.cnt_floor="clean": the clean sources' L_CNT (nats, bimodal.cnt_reference), set by the engine; the
+        # total then weighs max(L_CNT − floor, 0). None = L_CNT as eqs. 3–4
+        self.cnt_floor: float | None = None
 
     # -- text conditioning ------------------------------------------------------------------------------------
     def _tokens(self, prompts: list[list[str]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -179,8 +182,11 @@ class Objective:
             if self.terms & {"cnt", "crl"}:
                 parts.update(self.single_source(batch))
             zero = batch.sources.new_zeros(())
+            cnt = parts.get("cnt", zero)
+            if self.cnt_floor is not None and "cnt" in parts:
+                cnt = torch.relu(cnt - self.cnt_floor)  # logged: the raw L_CNT (parts["cnt"])
             total = L.twl_loss(
-                parts.get("cnt", zero),
+                cnt,
                 parts.get("crl", zero),
                 parts.get("url", zero),
                 alpha=t.alpha,

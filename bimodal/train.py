@@ -303,6 +303,12 @@ def _train_run(
         from bimodal.prompt_tuning import prompts_for_run
 
         objective.tuned_prompts = prompts_for_run(cfg, manifest, embedding, run_dir if rank == 0 else None)
+    if t.cnt_floor == "clean":  # measured on the run's own training batches and teacher (every rank alike)
+        from bimodal.cnt_reference import cnt_reference
+
+        objective.cnt_floor = cnt_reference(cfg, embedding=embedding, tuned_prompts=objective.tuned_prompts)["clean"]
+        if rank == 0:
+            atomic_write_bytes(run_dir / "cnt_floor.json", json.dumps({"clean_nats": objective.cnt_floor}).encode())
     main_ds, single_ds = _datasets(cfg, manifest, rank, world)
     epochs = t.epochs if max_epochs is None else min(t.epochs, max_epochs)
     steps_csv, epochs_csv = run_dir / "steps.csv", run_dir / "epochs.csv"
@@ -402,6 +408,8 @@ def finish_run(cfg: Config, run_dir: Path, embedding, *, test_sets=("test2",), b
         "git_commit": CODE_COMMIT,  # provenance
         "execution": execution_of(cfg),
     }
+    if (run_dir / "cnt_floor.json").exists():  # train.cnt_floor=clean: the floor the run trained with
+        summary["cnt_floor_nats"] = json.loads((run_dir / "cnt_floor.json").read_text())["clean_nats"]
     for name in test_sets:
         table, stats = evaluate(
             separator, embedding, cfg, name, progress=progress, limit=cfg.data.test_mixtures or None

@@ -322,3 +322,55 @@ def test_the_same_embedding_weights_under_two_names_are_one_run():
 
     assert run_id(_cfg(embedding__checkpoint="")) == run_id(_cfg(embedding__checkpoint="surrogate"))
     assert run_id(_cfg(embedding__checkpoint="surrogate_1sf_600")) != run_id(_cfg())  # other weights, other run
+
+
+def test_cnt_reference_orders_clean_below_unseparated_and_matches_the_objective(env):
+    # the teacher charges the true single sources less than their component mixture, and that less than the MoM;
+    # each number is the objective's own L_CNT of that prediction on the run's first training batch
+    from bimodal.backends import load_embedding
+    from bimodal.cnt_reference import cnt_reference
+    from bimodal.datasets.manifest import load_manifest
+    from bimodal.train import Objective, build_separator
+
+    cfg = _cfg(train__method="proposed")
+    emb = load_embedding(cfg.embedding)
+    ref = cnt_reference(cfg, batches=1, embedding=emb)
+    assert ref["clean"] < ref["component"] < ref["mom"]
+    batch = _fixed_batch(cfg, load_manifest(cfg.data), n=cfg.train.batch_size)  # the engine's batch 0 of epoch 0
+    objective = Objective(cfg, build_separator(cfg, emb), emb)
+    with torch.no_grad():
+        assert float(objective.cnt(batch.sources, batch.source_prompts)) == pytest.approx(ref["clean"], rel=1e-5)
+
+
+def test_cnt_floor_hinges_l_cnt_in_the_total_and_keeps_it_in_the_log(env):
+    # train.cnt_floor=clean: total = α·max(L_CNT − c, 0) + β·L_CRL + γ·L_URL; the log keeps the raw L_CNT. Above
+    # the floor the total is the plain one minus α·c; with the floor above L_CNT, L_CNT's gradient is gone
+    from bimodal.backends import load_embedding
+    from bimodal.datasets.manifest import load_manifest
+    from bimodal.train import Objective, build_separator
+
+    cfg = _cfg(train__method="proposed")
+    emb = load_embedding(cfg.embedding)
+    sep = build_separator(cfg, emb).eval()
+    batch = _fixed_batch(cfg, load_manifest(cfg.data))
+    plain, logged = Objective(cfg, sep, emb)(batch)
+    floored = Objective(cfg, sep, emb)
+    floored.cnt_floor = 0.5 * logged["cnt"]
+    below, logged_below = floored(batch)
+    assert logged_below["cnt"] == pytest.approx(logged["cnt"], rel=1e-6)
+    assert float((plain - below).detach()) == pytest.approx(cfg.train.alpha * 0.5 * logged["cnt"], rel=1e-4)
+    floored.cnt_floor = 2.0 * logged["cnt"]
+    above, _ = floored(batch)
+    no_cnt = cfg.train.beta * logged["crl"] + cfg.train.gamma * logged["url"]
+    assert float(above) == pytest.approx(no_cnt, rel=1e-4)
+    with pytest.raises(Exception, match="train.cnt_floor"):
+        _cfg(train__method="mix_and_separate", train__cnt_floor="clean")
+
+
+def test_a_floored_run_measures_its_floor_on_its_own_batches(env):
+    from bimodal.cnt_reference import cnt_reference
+    from bimodal.train import train_run
+
+    cfg = _cfg(train__method="proposed", train__cnt_floor="clean", train__epochs=1)
+    summary = train_run(cfg, progress=False)
+    assert summary["cnt_floor_nats"] == pytest.approx(cnt_reference(cfg)["clean"], rel=1e-6)

@@ -111,11 +111,14 @@ def _csv_markdown(path: Path) -> str:
 # The order of docs/RESULTS.md: the paper's tables (ids tableN / figureN), then the tables this repository adds; a
 # declared table missing here comes after the others of its group, in declaration order.
 PAPER_ORDER = ("figure1", "table1", "table8", "table9", "table2", "table14")
-ADDED_ORDER = ("three_way", "diagnosis", "teachers")
+ADDED_ORDER = ("three_way", "diagnosis", "teachers", "cnt_floor")
 # results/*.csv that are not tables of their own (per-metric and per-class detail, measurements, run lists)
 NOT_TABLES = ("_metrics.csv", "timings.csv", "data_build.csv", "_batch_runs.csv")
 BATCH_COST = "_batch_cost_"  # results/<profile>_batch_cost_<cells>.csv (`bimodal tables --cost`): in the timings
 CSV_TITLES = {
+    "cnt_reference": "L_CNT of reference predictions on training batches, per K: the clean sources, each source's "
+    "component mixture and the MoM, scored by the default teacher (`bimodal embedding cnt-reference`); compare "
+    "with a run's training L_CNT in the headline runs table",
     "table7_params": "Table 7 parameter counts: each variant at the paper size beside the paper's, and at the "
     "trained size (bimodal.experiments.architecture)",
     "table16_proxy": "Table 16 protocol, automatic proxy: the joint embedding answers the listening test "

@@ -17,8 +17,17 @@ from bimodal.surrogate.zeroshot import evaluate
 
 
 def cli(argv: list[str]) -> int:
+    if argv[:1] == ["cnt-reference"]:  # its own parser (bimodal.cnt_reference); listed below for --help
+        from bimodal import cnt_reference
+
+        return cnt_reference.cli(argv[1:])
     p = argparse.ArgumentParser(prog="bimodal embedding", description="train / evaluate the offline CLAP-surrogate")
     sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser(
+        "cnt-reference",
+        help="L_CNT the teacher charges clean sources, component mixtures and the MoM on training batches, per K "
+        "-> results/cnt_reference.csv",
+    )
     for name, text in (
         ("train", "train the surrogate on the TimGM6mb corpus"),
         ("eval", "zero-shot scores on SynthMUSIC-21 test clips -> results/, figures/"),
