@@ -96,9 +96,13 @@ def test_collected_runs_outlive_their_run_dirs(roots):
     cell = _cell("table1", "supervised/single")
     for seed, sdr in ((0, 7.0), (1, 8.0), (2, 9.0)):
         _fake_summary(X.cell_configs(cell, "quick", [0])[seed], sdr, sir=sdr - 1)
+    s0 = run_dir_for(X.cell_configs(cell, "quick", [0])[0])
+    (s0 / "epochs.csv").write_text("epoch,seconds,train_url,val_sdr_mean,val_sdr_std\n0,10.0,0.5,1.0,2.0\n")
     first = X.collect_table("table1", "quick", [0]).set_index("key")
     archived = sorted((roots / "results" / "runs").glob("*.json"))
     assert len(archived) == 3
+    kept = json.loads((roots / "results" / "runs" / f"{s0.name}.json").read_text())
+    assert kept["epochs"] == [{"epoch": 0, "seconds": 10.0, "train_url": 0.5, "val_sdr_mean": 1.0}]
     record = json.loads(archived[0].read_text())
     assert (
         record["run_dir"].startswith("runs/quick-supervised-") and record["config"]["train"]["method"] == "supervised"
@@ -391,6 +395,7 @@ def test_headline_runs_lists_the_default_configs_with_best_epoch_and_cost(roots)
             "best_epoch": best_epoch,
             "train_seconds": seconds,
             "execution": {"threads": "1"},
+            "epochs": [{"epoch": 0, "train_cnt": 3.0}, {"epoch": 1, "train_cnt": 1.5}],
         }
         (runs / f"{name}.json").write_text(json.dumps(rec))
 
@@ -411,6 +416,8 @@ def test_headline_runs_lists_the_default_configs_with_best_epoch_and_cost(roots)
     assert df.loc["proposed", "best validation epoch (of the epochs trained)"] == " ".join([f"12/{epochs}"] * 3)
     assert df.loc["proposed", "median train seconds"] == 2000.0
     assert df.loc["proposed", "× mix-and-separate"] == "4.0"
+    assert df.loc["proposed", "training L_CNT, last epoch"] == "1.50 1.50 1.50"
+    assert df.loc["mix_and_separate", "training L_CNT, last epoch"] == ""  # no L_CNT in that objective
 
 
 def test_collecting_under_another_thread_count_says_why_the_runs_are_missing(roots, monkeypatch):

@@ -111,6 +111,9 @@ def embedding_label(fingerprint: str | None) -> str:
     return f"{path.stem} ({fingerprint})" + (", the default" if path == ASSET else "")
 
 
+_EPOCH_METRICS = ("val_sdr_mean", "val_sir_mean", "val_sar_mean")
+
+
 def archive_root(profile: str) -> Path:
     """Where the summaries of the runs behind a profile's tables are kept: results/runs for quick."""
     return results_root(profile) / "runs"
@@ -156,8 +159,17 @@ def archive_summary(cfg, summary: dict) -> Path:
     elsewhere."""
     from bimodal.utils import atomic_write_bytes
 
+    from bimodal.train import run_dir_for
+
     name = Path(summary["run_dir"]).name
     record = {**summary, "run_dir": f"runs/{name}", "config": cfg.to_dict()}
+    epochs_csv = run_dir_for(cfg) / "epochs.csv"
+    if epochs_csv.exists():  # the per-epoch curve (training losses, validation SDR/SIR/SAR), not the per-step log
+        df = pd.read_csv(epochs_csv)
+        keep = ["epoch", "seconds"] + [c for c in df if c.startswith("train_") or c in _EPOCH_METRICS]
+        record["epochs"] = [
+            {k: (None if _is_nan(v) else v) for k, v in row.items()} for row in df[keep].to_dict("records")
+        ]
     path = archive_root(cfg.profile) / f"{name}.json"
     data = (json.dumps(record, indent=2, sort_keys=True) + "\n").encode()
     if not path.exists() or path.read_bytes() != data:

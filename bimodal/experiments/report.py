@@ -169,6 +169,12 @@ def headline_runs(res: Path | None = None, profile: str = "quick") -> pd.DataFra
                     for r in recs
                 ),
                 "median train seconds": round(seconds[len(seconds) // 2], 0),
+                "training L_CNT, last epoch": " ".join(
+                    f"{r['epochs'][-1]['train_cnt']:.2f}" if r.get("epochs") and "train_cnt" in r["epochs"][-1] else "–"
+                    for r in recs
+                )
+                if method in ("proposed", "semi_supervised")
+                else "",
                 "torch threads": " ".join(sorted({str(r.get("execution", {}).get("threads", "?")) for r in recs})),
             }
         )
@@ -272,7 +278,10 @@ def results_document(res: Path | None = None) -> str:
             "The recorded runs of the headline configs (`results/runs/`, one JSON per run: its summary and config), "
             "read by `bimodal.experiments.report.headline_runs`. A best validation epoch equal to the last means "
             "the run was still improving when its epochs ended. Training seconds are wall-clock on this machine with "
-            "the batch's other process beside it.\n\n" + "\n".join(lines),
+            "the batch's other process beside it. Training L_CNT (per seed, the mean over the last epoch's steps) "
+            "is to be read against what the teacher charges the clean sources at the same K "
+            "(`results/cnt_reference.csv`, below): lower than that, the run is charged less than a perfect "
+            "separator would be.\n\n" + "\n".join(lines),
         )
     declared = [t for t in TABLES if (res / f"{t}.md").exists()]
     is_paper = lambda t: re.match(r"(table|figure)\d", t) is not None  # noqa: E731  (table1, figure1, ...)
