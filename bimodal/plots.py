@@ -66,6 +66,42 @@ def validation_curves(
     return _save(fig, out)
 
 
+def cnt_against_reference(groups: dict[tuple, list[dict]], reference: pd.DataFrame | None = None, out=None):
+    """Left: the proposed runs' training L_CNT per epoch (mean over seeds, one line per K) beside what the teacher
+    charges the clean sources at that K (dashed; results/cnt_reference.csv). Right: validation SDR per epoch of
+    proposed (solid) and mix-and-separate (dotted) at each K. groups: bimodal.experiments.report.headline_records;
+    runs without a recorded curve are left out."""
+    fig, (ax_cnt, ax_val) = plt.subplots(1, 2, figsize=(12, 3.8))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+    def mean_curve(recs, column):
+        curves = [pd.DataFrame(r["epochs"]).set_index("epoch")[column] for r in recs if r.get("epochs")]
+        curves = [c for c in curves if c.notna().any()]
+        return (pd.concat(curves, axis=1).mean(axis=1), len(curves)) if curves else (None, 0)
+
+    ks = sorted({k for (method, k, _) in groups if method in ("proposed", "mix_and_separate")})
+    for i, k in enumerate(ks):
+        color = colors[i % len(colors)]
+        cnt, n = mean_curve(groups.get(("proposed", k, None), []), "train_cnt")
+        if cnt is not None:
+            ax_cnt.plot(cnt.index + 1, cnt.values, marker="o", ms=3, color=color, label=f"proposed, K = {k} (n={n})")
+        if reference is not None and k in set(reference["K"]):
+            clean = float(reference.loc[reference["K"] == k, "L_CNT clean"].iloc[0])
+            ax_cnt.axhline(clean, color=color, ls="--", lw=1, label=f"clean sources, K = {k}")
+        for method, ls in (("proposed", "-"), ("mix_and_separate", ":")):
+            val, n = mean_curve(groups.get((method, k, None), []), "val_sdr_mean")
+            if val is not None:
+                label = f"{method.replace('_', '-')}, K = {k} (n={n})"
+                ax_val.plot(val.index + 1, val.values, ls=ls, marker="o", ms=3, color=color, label=label)
+    ax_cnt.set(xlabel="epoch", ylabel="L_CNT (nats)", title="Training L_CNT vs the clean sources' L_CNT")
+    ax_val.set(xlabel="epoch", ylabel="validation SDR (dB)", title="Validation SDR over training")
+    for ax in (ax_cnt, ax_val):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return _save(fig, out)
+
+
 def figure1_right(df: pd.DataFrame, out=None):
     """SDR vs sources per training mixture: paper (dashed, hollow) beside here (solid); df is results/figure1.csv."""
     fig, ax = plt.subplots(figsize=(8.5, 4))

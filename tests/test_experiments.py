@@ -432,3 +432,26 @@ def test_collecting_under_another_thread_count_says_why_the_runs_are_missing(roo
     monkeypatch.setattr(torch, "get_num_threads", lambda: threads + 1)
     other = X.collect.other_executions(cfg)
     assert len(other) == 1 and f"threads={threads}" in other[0]
+
+
+def test_cnt_plot_draws_the_seed_mean_curves_beside_the_clean_reference(tmp_path):
+    from bimodal import plots
+
+    def rec(seed, cnt, val):
+        return {
+            "seed": seed,
+            "epochs": [{"epoch": e, "train_cnt": c, "val_sdr_mean": v} for e, (c, v) in enumerate(zip(cnt, val))],
+        }
+
+    groups = {
+        ("proposed", 3, None): [rec(0, [4.0, 2.0], [1.0, 2.0]), rec(1, [6.0, 1.0], [3.0, 2.0])],
+        ("mix_and_separate", 3, None): [rec(0, [float("nan")] * 2, [2.5, 3.5])],
+    }
+    reference = pd.DataFrame({"K": [3], "L_CNT clean": [1.8]})
+    fig = plots.cnt_against_reference(groups, reference, out=tmp_path / "cnt.png")
+    ax_cnt, ax_val = fig.axes[:2]
+    proposed_cnt = ax_cnt.get_lines()[0]
+    assert list(proposed_cnt.get_xdata()) == [1, 2] and list(proposed_cnt.get_ydata()) == [5.0, 1.5]
+    assert list(ax_cnt.get_lines()[1].get_ydata()) == [1.8, 1.8]  # the clean sources' level
+    assert [list(line.get_ydata()) for line in ax_val.get_lines()] == [[2.0, 2.0], [2.5, 3.5]]
+    assert (tmp_path / "cnt.png").exists()

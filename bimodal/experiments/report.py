@@ -129,12 +129,11 @@ CSV_TITLES = {
 HEADLINE_METHODS = ("supervised", "mix_and_separate", "proposed", "semi_supervised")
 
 
-def headline_runs(res: Path | None = None, profile: str = "quick") -> pd.DataFrame:
+def headline_records(res: Path | None = None, profile: str = "quick") -> dict[tuple, list[dict]]:
     """The recorded runs (results/runs) of the headline configs, i.e. a method's profile defaults at a K (plus the
-    single-source fraction of a semi-supervised run), one row per (method, K, fraction): the seeds, each seed's best
-    validation epoch of the epochs trained, and the median training time. A run is a headline run when its recorded
-    config hash is that of `get_config(profile, {method, K, fraction, seed})`; a record recovered from the tables has
-    no config and is left out (it has no training time either)."""
+    single-source fraction of a semi-supervised run): {(method, K or 1, fraction or None): [records by seed]}. A run
+    is a headline run when its recorded config hash is that of `get_config(profile, {method, K, fraction, seed})`; a
+    record recovered from the tables has no config and is left out (it has no training time or curve either)."""
     import json
 
     from bimodal.config import get_config
@@ -155,9 +154,17 @@ def headline_runs(res: Path | None = None, profile: str = "quick") -> pd.DataFra
         groups.setdefault(
             (method, 1 if method == "supervised" else k, frac if method == "semi_supervised" else None), []
         ).append({**rec, "_epochs": int(cfg["train"]["epochs"])})
-    rows = []
-    for (method, k, frac), recs in sorted(groups.items(), key=lambda kv: (HEADLINE_METHODS.index(kv[0][0]), kv[0][1])):
+    for recs in groups.values():
         recs.sort(key=lambda r: r["seed"])
+    return dict(sorted(groups.items(), key=lambda kv: (HEADLINE_METHODS.index(kv[0][0]), kv[0][1])))
+
+
+def headline_runs(res: Path | None = None, profile: str = "quick") -> pd.DataFrame:
+    """`headline_records` as a table, one row per (method, K, fraction): the seeds, each seed's best validation
+    epoch of the epochs trained, the median training time and its ratio to mix-and-separate at the same K."""
+    groups = headline_records(res, profile)
+    rows = []
+    for (method, k, frac), recs in groups.items():
         seconds = sorted(float(r["train_seconds"]) for r in recs)
         rows.append(
             {
