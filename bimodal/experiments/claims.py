@@ -67,13 +67,18 @@ def value(df: pd.DataFrame | None, key: str, table: str) -> Value:
 
 
 def _verdict(a: Value, b: Value, relation) -> tuple[str, str]:
-    """(holds, holds ± 1 std apart) of relation(a, b) for mean values, and of the same with a.lo vs b.hi."""
+    """(holds, holds ± 1 std apart) of relation(a, b) for mean values, and of the same with a.lo vs b.hi. Where the
+    claim does not hold, the second says whether the opposite ordering (b over a) is ± 1 std apart: a measured
+    negative result, not a tie within the seed spread."""
     if not (a.ok and b.ok):
         return "not run", ""
     holds = relation(a.mean, b.mean)
-    apart = relation(a.lo, b.hi) if holds else False
     std_known = a.n > 1 and b.n > 1
-    return ("yes" if holds else "**no**"), ("yes" if apart else "no") if std_known else "n/a (1 seed)"
+    if not std_known:
+        return ("yes" if holds else "**no**"), "n/a (1 seed)"
+    if holds:
+        return "yes", "yes" if relation(a.lo, b.hi) else "no"
+    return "**no**", "no; the opposite is" if relation(b.lo, a.hi) else "no"
 
 
 def claims(folder=None) -> list[dict]:
