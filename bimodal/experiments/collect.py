@@ -183,10 +183,10 @@ def _committed_rows(table_id: str, profile: str) -> tuple[dict, pd.DataFrame]:
     root = results_root(profile)
     rows, metrics = {}, pd.DataFrame()
     if (root / f"{table_id}.csv").exists():
-        df = pd.read_csv(root / f"{table_id}.csv")
+        df = pd.read_csv(root / f"{table_id}.csv", float_precision="round_trip")  # carried values stay exact
         rows = {r["key"]: r for r in df.to_dict("records") if r.get("profile") == profile}
     if (root / f"{table_id}_metrics.csv").exists():
-        metrics = pd.read_csv(root / f"{table_id}_metrics.csv")
+        metrics = pd.read_csv(root / f"{table_id}_metrics.csv", float_precision="round_trip")
     return rows, metrics
 
 
