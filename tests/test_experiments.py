@@ -382,6 +382,7 @@ def test_table13_adds_l_cnt_to_supervised_runs_only_in_the_with_columns():
 def test_headline_runs_lists_the_default_configs_with_best_epoch_and_cost(roots):
     from bimodal.config import get_config
     from bimodal.experiments.report import headline_runs
+    from bimodal.train import embedding_fingerprint
 
     runs = roots / "results" / "runs"
     runs.mkdir(parents=True)
@@ -391,6 +392,7 @@ def test_headline_runs_lists_the_default_configs_with_best_epoch_and_cost(roots)
         rec = {
             "run_dir": f"runs/{name}",
             "config_hash": cfg.hash(),
+            "embedding_fingerprint": embedding_fingerprint(cfg),
             "config": cfg.to_dict(),
             "seed": cfg.train.seed,
             "best_epoch": best_epoch,
@@ -409,9 +411,11 @@ def test_headline_runs_lists_the_default_configs_with_best_epoch_and_cost(roots)
         )
     record("quick-mix_and_separate-k3", {"train.method": "mix_and_separate", "data.k_sources": 3}, 500.0, 6)
     record("quick-proposed-alpha", {"train.method": "proposed", "data.k_sources": 3, "train.alpha": 0.01}, 9.0, 0)
+    teacher = {"train.method": "proposed", "data.k_sources": 3, "embedding.checkpoint": "surrogate_1sf_600"}
+    record("quick-proposed-teacher", teacher, 9.0, 0)  # the same config hash: only the weights differ
     (runs / "quick-proposed-old.json").write_text(json.dumps({"run_dir": "runs/x", "reconstructed_from": ["t.csv"]}))
     df = headline_runs(roots / "results").set_index("method")
-    assert list(df.index) == ["mix_and_separate", "proposed"]  # the α variant and the recovered record are not in it
+    assert list(df.index) == ["mix_and_separate", "proposed"]  # the α and teacher variants, the recovered record: out
     epochs = get_config("quick").train.epochs
     assert df.loc["proposed", "seeds"] == "0 1 2"
     assert df.loc["proposed", "best validation epoch (of the epochs trained)"] == " ".join([f"12/{epochs}"] * 3)

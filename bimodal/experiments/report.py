@@ -137,6 +137,7 @@ def headline_records(res: Path | None = None, profile: str = "quick") -> dict[tu
     import json
 
     from bimodal.config import get_config
+    from bimodal.train import embedding_fingerprint as fingerprint
 
     res = res or results_root()
     groups: dict[tuple, list[dict]] = {}
@@ -149,8 +150,9 @@ def headline_records(res: Path | None = None, profile: str = "quick") -> dict[tu
         over = {"train.method": method, "data.k_sources": k, "train.seed": cfg["train"]["seed"]}
         if method == "semi_supervised":
             over["data.single_source_fraction"] = frac
-        if get_config(profile, over).hash() != rec.get("config_hash"):
-            continue  # a variant (another α, teacher, input, ...), not the headline config
+        default = get_config(profile, over)
+        if default.hash() != rec.get("config_hash") or rec.get("embedding_fingerprint") != fingerprint(default):
+            continue  # a variant (another α, input, ... or teacher: the hash leaves the weights to the fingerprint)
         groups.setdefault(
             (method, 1 if method == "supervised" else k, frac if method == "semi_supervised" else None), []
         ).append({**rec, "_epochs": int(cfg["train"]["epochs"])})
