@@ -33,8 +33,8 @@ def cnt_reference(cfg: Config, batches: int = 8, embedding=None, tuned_prompts=N
     learned prompts (Table 15), if it has them."""
     from bimodal.backends import load_embedding
     from bimodal.datasets.manifest import load_manifest
-    from bimodal.datasets.mixtures import MixtureDataset, collate_mixtures
     from bimodal.objective import Objective, _as_batch
+    from bimodal.train import _datasets, _loader
 
     if batches < 1:
         raise ValueError(f"cnt_reference: batches must be ≥ 1, got {batches}")
@@ -43,16 +43,16 @@ def cnt_reference(cfg: Config, batches: int = 8, embedding=None, tuned_prompts=N
     objective = Objective(cfg, torch.nn.Identity(), embedding)  # only its L_CNT is used: no separator needed
     objective.tuned_prompts = tuned_prompts
     device = next(embedding.parameters(), torch.zeros(0)).device
-    d = cfg.data
-    dataset = MixtureDataset(d, load_manifest(d), "train", subset=d.train_subset, seed=cfg.train.seed)
+    # the engine's own mixtures dataset and loader (one process): the batches its epoch 0 starts with
+    dataset = _datasets(cfg, load_manifest(cfg.data), 0, 1)[0]
     dataset.set_epoch(0)
-    B = cfg.train.batch_size
-    n = min(batches, len(dataset) // B)
+    loader = _loader(dataset, cfg, 0, 1)
+    n = min(batches, len(loader))
     if n < 1:
-        raise ValueError(f"cnt_reference: the training set has fewer than one batch of {B} items")
+        raise ValueError(f"cnt_reference: the training set has fewer than one batch of {cfg.train.batch_size} items")
     totals = dict.fromkeys(REFERENCES, 0.0)
-    for i in range(n):
-        batch = _as_batch(collate_mixtures([dataset[j] for j in range(i * B, (i + 1) * B)]), device)
+    for _, raw in zip(range(n), loader):
+        batch = _as_batch(raw, device)
         shape = batch.sources.shape  # [B, N, K, T]
         waves = {
             "clean": batch.sources,

@@ -101,8 +101,12 @@ def _shift_headings(markdown: str, top: int = 3, title: str | None = None) -> st
 
 
 def _csv_markdown(path: Path) -> str:
-    """A small CSV as a markdown table (pandas' to_markdown needs tabulate, which the lock does not carry)."""
-    df = pd.read_csv(path, keep_default_na=False)
+    """A small CSV as a markdown table."""
+    return _df_markdown(pd.read_csv(path, keep_default_na=False))
+
+
+def _df_markdown(df: pd.DataFrame) -> str:
+    """A small DataFrame as a markdown table (pandas' to_markdown needs tabulate, which the lock does not carry)."""
     lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
     lines += ["| " + " | ".join(map(str, row)) + " |" for row in df.itertuples(index=False)]
     return "\n".join(lines)
@@ -280,8 +284,6 @@ def results_document(res: Path | None = None) -> str:
     )
     runs = headline_runs(res)
     if not runs.empty:
-        lines = ["| " + " | ".join(runs.columns) + " |", "|" + "---|" * len(runs.columns)]
-        lines += ["| " + " | ".join(map(str, row)) + " |" for row in runs.itertuples(index=False)]
         add(
             "The headline runs: best epoch and cost",
             "The recorded runs of the headline configs (`results/runs/`, one JSON per run: its summary and config), "
@@ -290,7 +292,7 @@ def results_document(res: Path | None = None) -> str:
             "the batch's other process beside it. Training L_CNT (per seed, the mean over the last epoch's steps) "
             "is to be read against what the teacher charges the clean sources at the same K "
             "(`results/cnt_reference.csv`, below): lower than that, the run is charged less than a perfect "
-            "separator would be.\n\n" + "\n".join(lines),
+            "separator would be.\n\n" + _df_markdown(runs),
         )
     declared = [t for t in TABLES if (res / f"{t}.md").exists()]
     is_paper = lambda t: re.match(r"(table|figure)\d", t) is not None  # noqa: E731  (table1, figure1, ...)
