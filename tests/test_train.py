@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
-from bimodal.config import get_config
+from bimodal.config import ConfigError, get_config
 from conftest import fit_fixed_batch, smoke_environment
 
 
@@ -362,8 +362,8 @@ def test_cnt_floor_hinges_l_cnt_in_the_total_and_keeps_it_in_the_log(env):
     floored.cnt_floor = 2.0 * logged["cnt"]
     above, _ = floored(batch)
     no_cnt = cfg.train.beta * logged["crl"] + cfg.train.gamma * logged["url"]
-    assert float(above) == pytest.approx(no_cnt, rel=1e-4)
-    with pytest.raises(Exception, match="train.cnt_floor"):
+    assert float(above.detach()) == pytest.approx(no_cnt, rel=1e-4)
+    with pytest.raises(ConfigError, match="train.cnt_floor"):
         _cfg(train__method="mix_and_separate", train__cnt_floor="clean")
 
 
