@@ -33,8 +33,8 @@ def cnt_reference(cfg: Config, batches: int = 8, embedding=None, tuned_prompts=N
     learned prompts (Table 15), if it has them."""
     from bimodal.backends import load_embedding
     from bimodal.datasets.manifest import load_manifest
+    from bimodal.datasets.mixtures import training_datasets, training_loader
     from bimodal.objective import Objective, _as_batch
-    from bimodal.train import _datasets, _loader
 
     if batches < 1:
         raise ValueError(f"cnt_reference: batches must be ≥ 1, got {batches}")
@@ -44,9 +44,9 @@ def cnt_reference(cfg: Config, batches: int = 8, embedding=None, tuned_prompts=N
     objective.tuned_prompts = tuned_prompts
     device = next(embedding.parameters(), torch.zeros(0)).device
     # the engine's own mixtures dataset and loader (one process): the batches its epoch 0 starts with
-    dataset = _datasets(cfg, load_manifest(cfg.data), 0, 1)[0]
+    dataset = training_datasets(cfg, load_manifest(cfg.data), 0, 1)[0]
     dataset.set_epoch(0)
-    loader = _loader(dataset, cfg, 0, 1)
+    loader = training_loader(dataset, cfg, 0, 1)
     n = min(batches, len(loader))
     if n < 1:
         raise ValueError(f"cnt_reference: the training set has fewer than one batch of {cfg.train.batch_size} items")

@@ -25,7 +25,6 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from bimodal.baselines import registry as baselines
@@ -148,42 +147,6 @@ def build_separator(cfg: Config, embedding):
     return Separator(cfg.model, cond_dim)
 
 
-def _datasets(cfg: Config, manifest: pd.DataFrame, rank: int, world: int):
-    """Training datasets for the method: (mixtures, single_sources or None)."""
-    from bimodal.datasets.mixtures import MixtureDataset
-
-    d, t = cfg.data, cfg.train
-    items = d.train_items_per_epoch
-    if t.method == "supervised":
-        main = MixtureDataset(
-            d, manifest, "train", k_sources=1, n_mix=d.n_mix, subset=d.train_subset, seed=t.seed, items=items
-        )
-        return main, None
-    if t.method == "semi_supervised":
-        main = MixtureDataset(d, manifest, "train", subset="mixture", seed=t.seed, items=items)
-        single = MixtureDataset(
-            d, manifest, "train", k_sources=1, n_mix=d.n_mix, subset="single", seed=t.seed + 1, items=items
-        )
-        return main, single
-    return MixtureDataset(d, manifest, "train", subset=d.train_subset, seed=t.seed, items=items), None
-
-
-def _loader(dataset, cfg: Config, rank: int, world: int) -> DataLoader:
-    """Items are pure functions of (seed, epoch, index): a sequential loader over this rank's share of a global
-    batch keeps runs resumable and makes 2 ranks × B/2 see exactly the items of 1 rank × B."""
-    from bimodal.datasets.mixtures import collate_mixtures
-
-    B = cfg.train.batch_size
-    if B % world:
-        raise ConfigError(
-            f"config field 'train.batch_size' ({B}) must be divisible by the number of processes ({world})"
-        )
-    local = B // world
-    n = (len(dataset) // B) * B  # drop the last incomplete global batch
-    idx = [i for i in range(n) if (i % B) // local == rank]
-    return DataLoader(Subset(dataset, idx), batch_size=local, shuffle=False, num_workers=0, collate_fn=collate_mixtures)
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # The entry point
 
@@ -249,6 +212,7 @@ def _train_run(
     cfg: Config, run_dir: Path, *, resume: bool, progress: bool, test_sets: tuple[str, ...], max_epochs: int | None
 ) -> dict:
     from bimodal.datasets.manifest import load_manifest
+    from bimodal.datasets.mixtures import training_datasets, training_loader
     from bimodal.backends import load_embedding
 
     rank, world = init_distributed()
@@ -309,7 +273,7 @@ def _train_run(
         objective.cnt_floor = cnt_reference(cfg, embedding=embedding, tuned_prompts=objective.tuned_prompts)["clean"]
         if rank == 0:
             atomic_write_bytes(run_dir / "cnt_floor.json", json.dumps({"clean_nats": objective.cnt_floor}).encode())
-    main_ds, single_ds = _datasets(cfg, manifest, rank, world)
+    main_ds, single_ds = training_datasets(cfg, manifest, rank, world)
     epochs = t.epochs if max_epochs is None else min(t.epochs, max_epochs)
     steps_csv, epochs_csv = run_dir / "steps.csv", run_dir / "epochs.csv"
     if rank == 0 and start_epoch == 0:  # a run from scratch appends to no earlier log
@@ -324,10 +288,10 @@ def _train_run(
     for epoch in range(start_epoch, epochs):
         separator.train()
         main_ds.set_epoch(epoch)
-        loaders = [_loader(main_ds, cfg, rank, world)]
+        loaders = [training_loader(main_ds, cfg, rank, world)]
         if single_ds is not None:
             single_ds.set_epoch(epoch)
-            loaders.append(_loader(single_ds, cfg, rank, world))
+            loaders.append(training_loader(single_ds, cfg, rank, world))
         step_rows = []
         t0 = time.time()
         bar = tqdm(

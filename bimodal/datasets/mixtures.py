@@ -12,7 +12,7 @@ import soundfile as sf
 import torch
 
 from bimodal.audio import audio_info, load_audio
-from bimodal.config import DataConfig
+from bimodal.config import Config, ConfigError, DataConfig
 from bimodal.datasets.labels import CLASSES, mixture_prompt, single_prompt
 from bimodal.datasets.layout import clip_path, clip_split, synthmusic21_dir, write_csv
 from bimodal.datasets.manifest import DatasetNotBuilt, build_command, load_manifest
@@ -254,3 +254,37 @@ class EvalMixtureDataset(torch.utils.data.Dataset):
             "mixture_prompt": mixture_prompt(classes),
             "mixture_id": str(row["mixture_id"]),
         }
+
+
+def training_datasets(cfg: Config, manifest: pd.DataFrame, rank: int, world: int):
+    """The training datasets of a run's method (the engine's, bimodal.train): (mixtures, single_sources or None)."""
+    d, t = cfg.data, cfg.train
+    items = d.train_items_per_epoch
+    if t.method == "supervised":
+        main = MixtureDataset(
+            d, manifest, "train", k_sources=1, n_mix=d.n_mix, subset=d.train_subset, seed=t.seed, items=items
+        )
+        return main, None
+    if t.method == "semi_supervised":
+        main = MixtureDataset(d, manifest, "train", subset="mixture", seed=t.seed, items=items)
+        single = MixtureDataset(
+            d, manifest, "train", k_sources=1, n_mix=d.n_mix, subset="single", seed=t.seed + 1, items=items
+        )
+        return main, single
+    return MixtureDataset(d, manifest, "train", subset=d.train_subset, seed=t.seed, items=items), None
+
+
+def training_loader(dataset, cfg: Config, rank: int, world: int) -> torch.utils.data.DataLoader:
+    """Items are pure functions of (seed, epoch, index): a sequential loader over this rank's share of a global
+    batch keeps runs resumable and makes 2 ranks × B/2 see exactly the items of 1 rank × B."""
+    from torch.utils.data import DataLoader, Subset
+
+    B = cfg.train.batch_size
+    if B % world:
+        raise ConfigError(
+            f"config field 'train.batch_size' ({B}) must be divisible by the number of processes ({world})"
+        )
+    local = B // world
+    n = (len(dataset) // B) * B  # drop the last incomplete global batch
+    idx = [i for i in range(n) if (i % B) // local == rank]
+    return DataLoader(Subset(dataset, idx), batch_size=local, shuffle=False, num_workers=0, collate_fn=collate_mixtures)
