@@ -67,13 +67,23 @@ def cnt_reference(cfg: Config, batches: int = 8, embedding=None, tuned_prompts=N
 def reference_table(profile: str, ks=(2, 3, 4), batches: int = 8, overrides: dict | None = None) -> pd.DataFrame:
     """cnt_reference of the proposed objective's config at each K, one row per K."""
     from bimodal.backends import load_embedding
+    from bimodal.experiments.collect import embedding_label
+    from bimodal.train import embedding_fingerprint
 
     rows, embedding = [], None
     for k in ks:
         cfg = get_config(profile, {"train.method": "proposed", "data.k_sources": k, **(overrides or {})})
         embedding = embedding if embedding is not None else load_embedding(cfg.embedding)
         ref = cnt_reference(cfg, batches, embedding)
-        rows.append({"K": k, **{f"L_CNT {name}": round(v, 3) for name, v in ref.items()}, "batches": batches})
+        rows.append(
+            {
+                "K": k,
+                **{f"L_CNT {name}": round(v, 3) for name, v in ref.items()},
+                "batches": batches,
+                # the teacher that charged these values: the file outlives a change of the default teacher
+                "teacher": embedding_label(embedding_fingerprint(cfg)),
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -467,10 +467,10 @@ def test_zero_shot_eval_hand_built(tmp_path):
     assert m.loc["mix2_cnt_gap_nats", "value"] == pytest.approx(gap, abs=1e-4)
     assert m.loc["mix2_cnt_gap_nats", "n"] == 32
     paths = write_results(result, get_config("smoke"), tmp_path / "r", tmp_path / "f")
-    assert paths["csv"].name == "embedding_zeroshot_smoke.csv" and paths["figure"].is_file()
+    assert paths["csv"].name == "embedding_zeroshot_smoke_surrogate_1sf_600.csv" and paths["figure"].is_file()
     assert "| top1 | 100.0% | 8 |" in paths["md"].read_text()
     assert f"| mix2_cnt_gap_nats | {gap:.2f} nats | 32 |" in paths["md"].read_text()
-    # a non-default shipped surrogate gets its own files, named in the text
+    # every shipped surrogate gets its own files, named in the text
     named = write_results(
         result, get_config("smoke", {"embedding.checkpoint": "surrogate_2sf"}), tmp_path / "r", tmp_path / "f"
     )
@@ -485,14 +485,16 @@ def test_zero_shot_eval_hand_built(tmp_path):
     )
     assert mine["md"].name == "embedding_zeroshot_file_stage3_surrogate.md"
     assert (
-        write_results(result, get_config("quick"), tmp_path / "r", tmp_path / "f")["md"].name == "embedding_zeroshot.md"
+        write_results(result, get_config("quick"), tmp_path / "r", tmp_path / "f")["md"].name
+        == f"embedding_zeroshot_{ASSET.stem}.md"
     )
 
 
 def test_surrogate_checkpoint_names_resolve_to_shipped_assets(tmp_path):
     from bimodal.embedding import shipped_surrogates, surrogate_path
 
-    assert surrogate_path("") == ASSET and surrogate_path("surrogate") == ASSET and "surrogate" in shipped_surrogates()
+    assert surrogate_path("") == ASSET == surrogate_path("surrogate_1sf_600")  # the default, chosen on validation
+    assert surrogate_path("surrogate") == ASSET.parent / "surrogate.pt" and "surrogate" in shipped_surrogates()
     assert surrogate_path(str(tmp_path / "mine.pt")) == tmp_path / "mine.pt"
     with pytest.raises(FileNotFoundError, match="embedding.checkpoint.*'no_such_surrogate'.*surrogate"):
         surrogate_path("no_such_surrogate")

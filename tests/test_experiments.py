@@ -55,9 +55,11 @@ def test_shared_cells_are_one_run():
         (("three_way", "proposed_component"), ("diagnosis", "component_input")),
         (("defaults", "input_component/val2"), ("diagnosis", "component_input")),
         (("defaults", "input_mom/test2"), ("three_way", "proposed")),
-        (("teachers", "surrogate"), ("three_way", "proposed")),
-        (("teachers", "surrogate_1sf_600"), ("diagnosis", "teacher_1sf_600")),
-        (("defaults", "teacher_1sf_600/val2"), ("diagnosis", "teacher_1sf_600")),
+        (("teachers", "surrogate_1sf_600"), ("three_way", "proposed")),
+        (("teachers", "surrogate"), ("diagnosis", "teacher_surrogate")),
+        (("defaults", "teacher_surrogate/val2"), ("diagnosis", "teacher_surrogate")),
+        (("defaults", "teacher_1sf_600/test2"), ("teachers", "surrogate_1sf_600")),
+        (("cnt_floor", "eqs/k3/val2"), ("cnt_floor", "eqs/k3/test2")),
         (("table13", "clapsep_star/music/without"), ("table1", "supervised/single")),
         (("table13", "bertsep_star/music/with"), ("table13", "clapsep_star/music/with")),
         (("table13", "clipsep_text/music/without"), ("table1", "clipsep_text/single")),
@@ -186,23 +188,23 @@ def test_tables_name_the_weights_that_scored_l_cnt(roots):
 
     table = "diagnosis"
     proposed = _cell(table, "proposed")
-    previous = _cell(table, "teacher_1sf_600")
+    previous = _cell(table, "teacher_surrogate")
     no_crl = _cell(table, "no_crl")
     mas = _cell(table, "mix_and_separate")
-    default_fp, previous_fp = file_sha256(ASSET)[:12], file_sha256(ASSET.parent / "surrogate_1sf_600.pt")[:12]
+    default_fp, previous_fp = file_sha256(ASSET)[:12], file_sha256(ASSET.parent / "surrogate.pt")[:12]
     assert default_fp != previous_fp
     _fake_summary(X.cell_configs(proposed, "quick", [0])[0], 6.0, fingerprint=default_fp)
     _fake_summary(X.cell_configs(previous, "quick", [0])[0], 5.0, fingerprint=previous_fp)
     _fake_summary(X.cell_configs(no_crl, "quick", [0])[0], 5.0)  # a summary from before fingerprints
     _fake_summary(X.cell_configs(mas, "quick", [0])[0], 5.5)  # no L_CNT: no fingerprint needed
     df = X.collect_table(table, "quick", [0], "all").set_index("row")
-    assert df.loc[proposed.row, "embedding"] == f"surrogate ({default_fp}), the default"
-    assert df.loc[previous.row, "embedding"] == f"surrogate_1sf_600 ({previous_fp})"
+    assert df.loc[proposed.row, "embedding"] == f"surrogate_1sf_600 ({default_fp}), the default"
+    assert df.loc[previous.row, "embedding"] == f"surrogate ({previous_fp})"
     assert df.loc[no_crl.row, "embedding"] == "not recorded (trained by older code)"
     assert df.loc[mas.row, "embedding"] == ""
     md = (roots / "results" / "diagnosis.md").read_text()
-    assert f"surrogate_1sf_600 ({previous_fp}): {previous.row}" in md
-    assert f"surrogate ({default_fp}), the default: {proposed.row}" in md
+    assert f"surrogate ({previous_fp}): {previous.row}" in md
+    assert f"surrogate_1sf_600 ({default_fp}), the default: {proposed.row}" in md
     assert X.embedding_label("0123456789ab") == "weights 0123456789ab (not a shipped surrogate)"
 
 
@@ -242,7 +244,8 @@ def test_defaults_table_reports_validation_beside_test_and_claims_check_the_choi
     assert df.loc["input_component/val2", "here_mean"] == pytest.approx(7.0)
     assert df.loc["input_mom/test2", "here_mean"] == pytest.approx(9.0)
     assert df.loc["input_mom/val2", "n_seeds"] == 3 and df.loc["input_mom/val2", "status"] == "ok"
-    assert df.loc["teacher_1sf_600/val2", "status"].startswith("not run")
+    assert df.loc["teacher_1sf_600/val2", "status"] == "ok"  # the default teacher: the runs of the mom row
+    assert df.loc["teacher_surrogate/val2", "status"].startswith("not run")
     verdicts = {c["claim"]: c["holds"] for c in claims.default_choices(roots / "results")}
     input_claim = next(v for c, v in verdicts.items() if "single_source_input" in c)
     assert input_claim.startswith("**no**") and "component" in input_claim
@@ -411,7 +414,7 @@ def test_headline_runs_lists_the_default_configs_with_best_epoch_and_cost(roots)
         )
     record("quick-mix_and_separate-k3", {"train.method": "mix_and_separate", "data.k_sources": 3}, 500.0, 6)
     record("quick-proposed-alpha", {"train.method": "proposed", "data.k_sources": 3, "train.alpha": 0.01}, 9.0, 0)
-    teacher = {"train.method": "proposed", "data.k_sources": 3, "embedding.checkpoint": "surrogate_1sf_600"}
+    teacher = {"train.method": "proposed", "data.k_sources": 3, "embedding.checkpoint": "surrogate"}
     record("quick-proposed-teacher", teacher, 9.0, 0)  # the same config hash: only the weights differ
     (runs / "quick-proposed-old.json").write_text(json.dumps({"run_dir": "runs/x", "reconstructed_from": ["t.csv"]}))
     df = headline_runs(roots / "results").set_index("method")

@@ -320,8 +320,8 @@ def test_runs_the_cache_treats_as_equal_give_the_same_metrics(env, tmp_path):
 def test_the_same_embedding_weights_under_two_names_are_one_run():
     from bimodal.train import run_id
 
-    assert run_id(_cfg(embedding__checkpoint="")) == run_id(_cfg(embedding__checkpoint="surrogate"))
-    assert run_id(_cfg(embedding__checkpoint="surrogate_1sf_600")) != run_id(_cfg())  # other weights, other run
+    assert run_id(_cfg(embedding__checkpoint="")) == run_id(_cfg(embedding__checkpoint="surrogate_1sf_600"))
+    assert run_id(_cfg(embedding__checkpoint="surrogate")) != run_id(_cfg())  # other weights, other run
 
 
 def test_cnt_reference_orders_clean_below_unseparated_and_matches_the_objective(env):

@@ -313,7 +313,10 @@ def results_document(res: Path | None = None) -> str:
             body += [_shift_headings((res / f"{t}.md").read_text()), "", detail + ".", ""]
         add(group, "\n".join(body))
     covered = {f"{t}.md" for t in declared}
-    zero_shot = sorted(res.glob("embedding_zeroshot*.md"), key=lambda p: (p.stem != "embedding_zeroshot", p.stem))
+    from bimodal.embedding import ASSET
+
+    default_md = f"embedding_zeroshot_{ASSET.stem}"
+    zero_shot = sorted(res.glob("embedding_zeroshot*.md"), key=lambda p: (p.stem != default_md, p.stem))
     if zero_shot:
         body = [
             "Zero-shot classification of SynthMUSIC-21 test clips (a SoundFont and melodies the surrogate never "
@@ -322,7 +325,8 @@ def results_document(res: Path | None = None) -> str:
             "",
         ]
         for path in zero_shot:
-            name = path.stem.removeprefix("embedding_zeroshot").removeprefix("_") or "surrogate (the default)"
+            name = path.stem.removeprefix("embedding_zeroshot").removeprefix("_") or "surrogate"
+            name += " (the default)" if path.stem == default_md else ""
             body += [_shift_headings(path.read_text(), title=f"Zero-shot scores: {name}"), ""]
             covered.add(path.name)
         add("The joint embedding", "\n".join(body))
@@ -374,7 +378,8 @@ def results_document(res: Path | None = None) -> str:
 @dataclass(frozen=True)
 class Choice:
     """A choice where the paper and the authors' code differ (or where one is silent). `field` is the config field
-    that selects it ("" = fixed here); `values` describes each value of the field (a callable for numbers)."""
+    that selects it ("" = fixed here); `values` describes each value of the field ("_": a callable for numbers; a
+    value's label may be a callable of the config)."""
 
     topic: str
     paper: str
@@ -475,9 +480,18 @@ CHOICES = (
         "LAION-CLAP",
         "LAION-CLAP music_audioset_epoch_15_esc_90.14",
         "embedding.backend",
-        {"surrogate": "the shipped CLAP-surrogate", "laion_clap": "LAION-CLAP from a local checkpoint"},
+        {
+            "surrogate": lambda cfg: f"the shipped CLAP-surrogate `{cfg.embedding.checkpoint or _default_surrogate()}`",
+            "laion_clap": "LAION-CLAP from a local checkpoint",
+        },
     ),
 )
+
+
+def _default_surrogate() -> str:
+    from bimodal.embedding import ASSET
+
+    return ASSET.stem
 
 
 def _choice_here(c: Choice, cfg) -> tuple[str, object]:
@@ -485,7 +499,10 @@ def _choice_here(c: Choice, cfg) -> tuple[str, object]:
     section, name = first.split(".")
     value = getattr(getattr(cfg, section), name)
     values = c.values or {}
-    return (values["_"](value, cfg) if "_" in values else values.get(value, str(value))), value
+    if "_" in values:
+        return values["_"](value, cfg), value
+    label = values.get(value, str(value))
+    return (label(cfg) if callable(label) else label), value  # a callable: a label that depends on the config
 
 
 def choices_markdown(profile: str = "paper", other: str = "quick", overrides: dict | None = None) -> str:
@@ -553,7 +570,8 @@ def asset_index() -> str:
         "",
         "The CLAP-surrogates in this folder, the joint embedding that scores L_CNT offline. Each has a model card "
         "(`SURROGATE*_CARD.md`, written by `bimodal embedding ship`) with its training command, data and "
-        'zero-shot scores. `embedding.checkpoint=<name>` selects one (`""` = `surrogate`, the default). '
+        'zero-shot scores. `embedding.checkpoint=<name>` selects one (`""` = '
+        f"`{ASSET.stem}`, the default, chosen on the validation SDR of proposed runs: results/defaults.md). "
         "`bimodal embedding replay --checkpoint <name>` retrains one from the records in its file, stage by "
         "stage through its warm starts (`--dry-run` lists the stages); a run is keyed by the sha256 of the "
         "weights it used, so retrained weights train new runs.",

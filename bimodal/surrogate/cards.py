@@ -116,7 +116,7 @@ def write_card(checkpoint: str | Path, eval_result: dict | None, card: str | Pat
             )
         lines += [
             "",
-            "Per class and the confusion matrix: `results/embedding_zeroshot*.csv|md`, `figures/01_confusion.png`.",
+            "Per class and the confusion matrix: `results/embedding_zeroshot*.csv|md`, `figures/01_confusion*.png`.",
         ]
     lines += [
         "",

@@ -71,14 +71,14 @@ def cli(argv: list[str]) -> int:
                 const=ASSET.stem,
                 default=None,
                 metavar="NAME",
-                help="also copy to bimodal/assets/NAME.pt (default: surrogate, the default surrogate), "
+                help="also copy to bimodal/assets/NAME.pt (default: the default surrogate, surrogate_1sf_600), "
                 "evaluate, and write the model card NAME_CARD.md",
             )
         else:
             s.add_argument("--checkpoint", default=None, help="a surrogate checkpoint (default: the config's)")
     sh = sub.add_parser("ship", help="ship a trained checkpoint as bimodal/assets/NAME.pt, evaluate it, write its card")
     sh.add_argument("--checkpoint", required=True, help="a checkpoint written by `bimodal embedding train`")
-    sh.add_argument("--name", default=ASSET.stem, help="asset name (default: surrogate, the default surrogate)")
+    sh.add_argument("--name", default=ASSET.stem, help="asset name (default: the default surrogate, surrogate_1sf_600)")
     sh.add_argument(
         "--profile",
         default="quick",

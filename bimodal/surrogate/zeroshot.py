@@ -182,27 +182,25 @@ def checkpoint_label(cfg: Config) -> str:
     if e.backend == "surrogate":
         if e.checkpoint in shipped_surrogates():
             return f"shipped bimodal/assets/{e.checkpoint}.pt"
-        return str(Path(e.checkpoint)) if e.checkpoint else "shipped bimodal/assets/surrogate.pt"
+        return str(Path(e.checkpoint)) if e.checkpoint else f"shipped bimodal/assets/{ASSET.name}"
     return f"LAION-CLAP {e.audio_model} {e.checkpoint}"
 
 
 def results_suffix(profile: str, checkpoint: str = "") -> str:
     """Suffix of a zero-shot evaluation's results and figure files: _<profile> unless quick (the embedded
-    default), then _<name> for a shipped surrogate other than the default, or _file_<stem> for a checkpoint file
-    (a retrained surrogate, LAION-CLAP weights), so that evaluating one never overwrites the default's files."""
+    default), then _<name> of the shipped surrogate ("" = the default asset, by its own name, so that a change of
+    default renames no file), or _file_<stem> for a checkpoint file (a retrained surrogate, LAION-CLAP weights)."""
     suffix = "" if profile == "quick" else f"_{profile}"
-    if checkpoint in shipped_surrogates():
-        return suffix + ("" if checkpoint == ASSET.stem else f"_{checkpoint}")
-    if checkpoint:
-        suffix += "_file_" + re.sub(r"[^a-z0-9]+", "_", Path(checkpoint).stem.lower()).strip("_")
-    return suffix
+    if checkpoint in shipped_surrogates() or not checkpoint:
+        return suffix + f"_{checkpoint or ASSET.stem}"
+    return suffix + "_file_" + re.sub(r"[^a-z0-9]+", "_", Path(checkpoint).stem.lower()).strip("_")
 
 
 def write_results(
     result: dict, cfg: Config, results_dir: str | Path | None = None, figures_dir: str | Path | None = None
 ) -> dict[str, Path]:
-    """results/embedding_zeroshot{,_per_class}.csv + .md and figures/01_confusion.png (suffix _<profile> unless
-    the profile is quick, the embedded default)."""
+    """results/embedding_zeroshot{,_per_class}<suffix>.csv + .md and figures/01_confusion<suffix>.png
+    (:func:`results_suffix`)."""
     suffix = results_suffix(cfg.profile, cfg.embedding.checkpoint)
     rdir = Path(results_dir) if results_dir is not None else results_root(cfg.profile)
     fdir = Path(figures_dir) if figures_dir is not None else figures_root(cfg.profile)
