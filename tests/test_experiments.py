@@ -350,7 +350,11 @@ def test_choices_table_reads_the_defaults_from_the_config():
     assert here(table, "STFT")[0] == "n_fft 766, hop 256"
     assert here(table, "model selection") == ("best validation SDR; the test set is read once, at the end", "—")
     # the quick profile's sizes differ from the paper's; with the same n_fft only the backend is left
-    assert table.endswith("The quick profile differs in: joint embedding: the shipped CLAP-surrogate.")
+    from bimodal.embedding import ASSET
+
+    assert table.endswith(f"The quick profile differs in: joint embedding: the shipped CLAP-surrogate `{ASSET.stem}`.")
+    table = choices_markdown("paper", "quick", {"model.n_fft": 766, "embedding.checkpoint": "surrogate"})
+    assert table.endswith("joint embedding: the shipped CLAP-surrogate `surrogate`.")  # the configured one
 
 
 def test_table7_parameter_counts_come_from_the_models(roots):
