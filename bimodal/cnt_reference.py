@@ -64,11 +64,23 @@ def cnt_reference(cfg: Config, batches: int = 8, embedding=None, tuned_prompts=N
     return {name: total / n for name, total in totals.items()}
 
 
+def teacher_label(cfg: Config) -> str:
+    """The weights that score L_CNT, by name and sha256 prefix (as bimodal.train.embedding_fingerprint; computed
+    here since bimodal.train imports this module)."""
+    from pathlib import Path
+
+    from bimodal.embedding import surrogate_path
+    from bimodal.utils import file_sha256
+
+    e = cfg.embedding
+    path = surrogate_path(e.checkpoint) if e.backend == "surrogate" else Path(e.checkpoint)
+    name = path.stem if e.backend == "surrogate" else str(path)
+    return f"{name} ({file_sha256(path)[:12]})"
+
+
 def reference_table(profile: str, ks=(2, 3, 4), batches: int = 8, overrides: dict | None = None) -> pd.DataFrame:
     """cnt_reference of the proposed objective's config at each K, one row per K."""
     from bimodal.backends import load_embedding
-    from bimodal.experiments.collect import embedding_label
-    from bimodal.train import embedding_fingerprint
 
     rows, embedding = [], None
     for k in ks:
@@ -81,7 +93,7 @@ def reference_table(profile: str, ks=(2, 3, 4), batches: int = 8, overrides: dic
                 **{f"L_CNT {name}": round(v, 3) for name, v in ref.items()},
                 "batches": batches,
                 # the teacher that charged these values: the file outlives a change of the default teacher
-                "teacher": embedding_label(embedding_fingerprint(cfg)),
+                "teacher": teacher_label(cfg),
             }
         )
     return pd.DataFrame(rows)
