@@ -107,17 +107,18 @@ def execution_of(cfg: Config) -> dict[str, str]:
     return {**compute.execution(run_threads(cfg), name), "processes": str(world)}
 
 
-def run_id(cfg: Config) -> str:
+def run_id(cfg: Config, execution: dict[str, str] | None = None) -> str:
     """Config hash combined with the embedding weights' fingerprint and the execution (compute path, torch, CPU
-    instruction set, threads, device): a cached run is reused only where it would come out the same."""
+    instruction set, threads, device): a cached run is reused only where it would come out the same.
+    `execution`: another execution's (a run recorded on another machine); None = this process's."""
     import hashlib
 
-    execution = json.dumps(execution_of(cfg), sort_keys=True)
+    execution = json.dumps(execution or execution_of(cfg), sort_keys=True)
     return hashlib.sha256(f"{cfg.hash()}:{embedding_fingerprint(cfg)}:{execution}".encode()).hexdigest()[:12]
 
 
-def run_dir_for(cfg: Config) -> Path:
-    return runs_root() / f"{cfg.profile}-{cfg.train.method}-{run_id(cfg)}"
+def run_dir_for(cfg: Config, execution: dict[str, str] | None = None) -> Path:
+    return runs_root() / f"{cfg.profile}-{cfg.train.method}-{run_id(cfg, execution)}"
 
 
 def pick_device() -> torch.device:

@@ -432,18 +432,30 @@ def test_headline_runs_lists_the_default_configs_with_best_epoch_and_cost(roots)
     assert df.loc["mix_and_separate", "training L_CNT, last epoch"] == ""  # no L_CNT in that objective
 
 
-def test_collecting_under_another_thread_count_says_why_the_runs_are_missing(roots, monkeypatch):
+def test_runs_of_another_execution_are_read_and_named(roots, monkeypatch):
+    # a run recorded on another machine (another CPU instruction set, thread count) is a run of the same config:
+    # collected from results/runs with its execution named under the table, never taken for this machine's
     import torch
 
     cell = _cell("table1", "supervised/single")
     cfg = X.cell_configs(cell, "quick", [0])[0]
     _fake_summary(cfg, 7.0)
     X.collect_table("table1", "quick", [0])  # archives it, under this process's thread count
-    assert X.collect.other_executions(cfg) == []
+    for run in (roots / "runs").iterdir():
+        (run / "summary.json").unlink()
     threads = torch.get_num_threads()
     monkeypatch.setattr(torch, "get_num_threads", lambda: threads + 1)
-    other = X.collect.other_executions(cfg)
-    assert len(other) == 1 and f"threads={threads}" in other[0]
+    assert run_dir_for(cfg).name not in {p.stem for p in (roots / "results" / "runs").glob("*.json")}
+    summary, source = X.collect._load_summary(cfg)
+    assert source == "archive" and summary["execution"]["threads"] == str(threads)
+    df = X.collect_table("table1", "quick", [0]).set_index("key")
+    assert df.loc["supervised/single", "here_mean"] == pytest.approx(7.0)
+    label = X.collect.execution_label(summary["execution"])
+    assert df.loc["supervised/single", "execution"] == label and f"{threads} thread" in label
+    assert f"Trained on: {label}, every run." in (roots / "results" / "table1.md").read_text()
+    # a config never trained is still not run, whatever the archive holds
+    other = X.cell_configs(_cell("table1", "mix_and_separate/k2"), "quick", [0])[0]
+    assert X.collect._load_summary(other) == (None, "")
 
 
 def test_cnt_plot_draws_the_seed_mean_curves_beside_the_clean_reference(tmp_path):

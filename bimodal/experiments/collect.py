@@ -17,6 +17,7 @@ import argparse
 import functools
 import json
 import math
+import re
 import time
 from pathlib import Path
 
@@ -119,9 +120,49 @@ def archive_root(profile: str) -> Path:
     return results_root(profile) / "runs"
 
 
+_EXECUTIONS_SEEN: dict[tuple[str, int], list[dict[str, str]]] = {}
+
+
+def archived_executions(profile: str) -> list[dict[str, str]]:
+    """The executions (CPU instruction set, threads, compute path, torch) recorded in results/runs, each once, plus
+    the one the reconstructed records were trained under (EXECUTION_OF_RECONSTRUCTED). Cached per state of the
+    folder (its mtime changes when a record is added)."""
+    root = archive_root(profile)
+    key = (str(root), root.stat().st_mtime_ns if root.is_dir() else 0)
+    if key not in _EXECUTIONS_SEEN:
+        found = {json.dumps(EXECUTION_OF_RECONSTRUCTED, sort_keys=True)}
+        for path in root.glob("*.json") if root.is_dir() else []:
+            execution = json.loads(path.read_text()).get("execution")
+            if execution:
+                found.add(json.dumps(execution, sort_keys=True))
+        _EXECUTIONS_SEEN[key] = [json.loads(e) for e in sorted(found)]
+    return _EXECUTIONS_SEEN[key]
+
+
+# The records recovered from committed tables (`reconstructed_from`) carry no execution; their run ids were computed
+# under this one (the batch's: one thread on the AVX-512 machine of the sessions that trained them).
+EXECUTION_OF_RECONSTRUCTED = {
+    "path": "fast-v1",
+    "torch": "2.14.1",
+    "cpu": "AVX512",
+    "threads": "1",
+    "device": "cpu",
+    "processes": "1",
+}
+
+
+def execution_label(execution: dict[str, str]) -> str:
+    """A short name of an execution for the tables: what differs between this project's machines."""
+    threads = execution.get("threads", "?")
+    return f"{execution.get('cpu', '?')} CPU, {threads} thread{'s' if threads != '1' else ''}"
+
+
 def _load_summary(cfg) -> tuple[dict | None, str]:
-    """A run's summary and where it came from: "runs" (this machine's cache), "archive" (results/runs) or ""."""
-    from bimodal.train import run_dir_for
+    """A run's summary and where it came from: "runs" (this machine's cache), "archive" (results/runs) or "".
+    A run recorded only under another execution (another CPU's instruction set, thread count) is a run of the
+    same config too, not a cache hit for training: it is read from the archive, its summary's "execution" says
+    which (set from the run id for reconstructed records), and the tables say it."""
+    from bimodal.train import execution_of, run_dir_for
 
     run_dir = run_dir_for(cfg)
     if (run_dir / "summary.json").exists():
@@ -129,24 +170,27 @@ def _load_summary(cfg) -> tuple[dict | None, str]:
     path = archive_root(cfg.profile) / f"{run_dir.name}.json"
     if path.exists():
         return json.loads(path.read_text()), "archive"
+    own = execution_of(cfg)
+    for execution in archived_executions(cfg.profile):
+        if execution == own:
+            continue
+        path = archive_root(cfg.profile) / f"{run_dir_for(cfg, execution).name}.json"
+        if path.exists():
+            summary = json.loads(path.read_text())
+            summary.setdefault("execution", execution)
+            return summary, "archive"
     return None, ""
 
 
-def other_executions(cfg) -> list[str]:
-    """The executions (thread counts, compute paths, CPUs) under which results/runs holds this config's run, when it
-    holds none under this process's: a run id includes the execution, so collecting with another thread count than
-    the batch's finds none of its runs. Empty when the run is found or not recorded at all."""
-    from bimodal.train import run_dir_for
+def expected_run_ids(cfg) -> dict[str, str]:
+    """run id → execution label of this config under this process's execution and every archived one."""
+    from bimodal.train import execution_of, run_dir_for
 
-    if _load_summary(cfg)[0] is not None:
-        return []
-    prefix = f"{cfg.profile}-{cfg.train.method}-"
-    found = []
-    for path in archive_root(cfg.profile).glob(f"{prefix}*.json"):
-        rec = json.loads(path.read_text())
-        if rec.get("config_hash") == cfg.hash() and path.stem != run_dir_for(cfg).name:
-            found.append(", ".join(f"{k}={v}" for k, v in sorted(rec.get("execution", {}).items())))
-    return sorted(set(found))
+    own = execution_of(cfg)
+    out = {run_dir_for(cfg).name: execution_label(own)}
+    for execution in archived_executions(cfg.profile):
+        out.setdefault(run_dir_for(cfg, execution).name, execution_label(execution))
+    return out
 
 
 def _summary(cfg) -> dict | None:
@@ -252,7 +296,7 @@ def collect_table(
 ) -> pd.DataFrame:
     """Tidy table: one row per cell with paper value, our mean/std over seeds, n, run ids, the weights that scored
     L_CNT (embedding), status. test_set: None = the table's own (Table.test_set)."""
-    from bimodal.train import run_dir_for, uses_cnt
+    from bimodal.train import uses_cnt
 
     test_set = test_set or TABLES[table_id].test_set
     if write:
@@ -274,7 +318,7 @@ def collect_table(
             rows.append({**base, "status": f"not run: {cell.reason}"})
             continue
         outside = cells == "core" and not cell.core  # not trained by this batch; reported if trained elsewhere
-        values, ids, embeddings = [], [], []
+        values, ids, embeddings, executions = [], [], [], []
         for cfg in cell_configs(cell, profile, seeds):
             summary, source = _load_summary(cfg)
             value = cell_value(summary, cell, test_set) if summary else None
@@ -283,6 +327,7 @@ def collect_table(
                     archive_summary(cfg, summary)
                 values.append(value)
                 ids.append(Path(summary["run_dir"]).name)
+                executions.append(execution_label(summary.get("execution") or EXECUTION_OF_RECONSTRUCTED))
                 embeddings.append(
                     embedding_label(
                         summary.get("embedding_fingerprint") or ("not recorded" if uses_cnt(cfg) else "minilm")
@@ -291,10 +336,16 @@ def collect_table(
         # The cell as last written holds more of its runs than can be read here (runs collected before
         # results/runs existed, whose run dirs are gone): keep it rather than report fewer seeds or "not run".
         # Only when those are runs of this very cell (same run ids: same config, same code identity).
-        expected = {run_dir_for(cfg).name for cfg in cell_configs(cell, profile, seeds)}
+        expected = {rid: ex for cfg in cell_configs(cell, profile, seeds) for rid, ex in expected_run_ids(cfg).items()}
         before = _run_ids(committed.get(cell.key, {}))
-        if before and set(before) <= expected and set(ids) < set(before):
-            rows.append({k: v for k, v in committed[cell.key].items() if not _is_nan(v)})
+        if before and set(before) <= set(expected) and set(ids) < set(before):
+            kept = {k: v for k, v in committed[cell.key].items() if not _is_nan(v)}
+            kept.update(base)  # the cell's declaration as it is now (its label may have changed)
+            if isinstance(kept.get("embedding"), str):  # re-labelled: which teacher is the default may have changed
+                prints = re.findall(r"\(([0-9a-f]{12})\)", kept["embedding"])
+                kept["embedding"] = "; ".join(dict.fromkeys(embedding_label(fp) for fp in prints)) or kept["embedding"]
+            kept.setdefault("execution", "; ".join(dict.fromkeys(expected[rid] for rid in before)))
+            rows.append(kept)
             carried.append(cell.key)
             continue
         if not values:
@@ -318,6 +369,7 @@ def collect_table(
                 "n_seeds": len(values),
                 "run_ids": " ".join(ids),
                 "embedding": "; ".join(dict.fromkeys(e for e in embeddings if e)),
+                "execution": "; ".join(dict.fromkeys(executions)),
                 "status": ("ok" if len(values) == len(wanted) else f"partial: {len(values)} of {len(wanted)} seeds")
                 + (" (outside the core cells: trained by cells='all' or another table)" if outside else ""),
             }
@@ -336,6 +388,7 @@ def collect_table(
             "profile",
             "run_ids",
             "embedding",
+            "execution",
             "status",
         ],
     )
@@ -516,18 +569,6 @@ def tables_cli(argv: list[str]) -> int:
                 f"seed={cfg.train.seed}",
             )
         return 0
-    if args.collect_only:
-        import sys
-
-        for cfg in planned_runs(args.tables, args.profile, seeds, args.cells):
-            if other := other_executions(cfg):
-                print(
-                    f"bimodal tables: results/runs holds the {cfg.train.method} run of config {cfg.hash()} only under "
-                    f"another execution ({'; '.join(other)}); run ids include the torch thread count, so collect "
-                    "with the batch's (e.g. OMP_NUM_THREADS=1) to read those runs",
-                    file=sys.stderr,
-                )
-                break
     for tid in args.tables:
         df = run_table(tid, args.profile, seeds, args.cells, train=not args.collect_only)
         print(render_markdown(df, TABLES[tid]))

@@ -65,6 +65,20 @@ def render_markdown(df: pd.DataFrame, table: Table) -> str:
         else:
             scored = "; ".join(f"{label}: {', '.join(rows)}" for label, rows in by_label.items())
         lines += ["", f"L_CNT scored by: {scored}."]
+    # where the runs were trained: a run id includes the execution (CPU instruction set, threads), and a table may
+    # hold runs of several machines (each cell's runs are its seeds; another execution acts like another seed)
+    trained = df["execution"].dropna() if "execution" in df else pd.Series(dtype=str)
+    trained = trained[trained != ""]
+    if not trained.empty:
+        by_label = {
+            label: list(dict.fromkeys(df.loc[trained.index[trained == label], "row"]))
+            for label in dict.fromkeys(trained)
+        }
+        if len(by_label) == 1:
+            where = f"{next(iter(by_label))}, every run"
+        else:
+            where = "; ".join(f"{label}: {', '.join(rows)}" for label, rows in by_label.items())
+        lines += ["", f"Trained on: {where}."]
     reasons = sorted({s for s in df["status"] if isinstance(s, str) and s.startswith("not run")})
     if reasons:
         lines += ["", "Not run: " + "; ".join(r.removeprefix("not run: ") for r in reasons) + "."]
