@@ -70,8 +70,14 @@ def render_markdown(df: pd.DataFrame, table: Table) -> str:
     trained = df["execution"].dropna() if "execution" in df else pd.Series(dtype=str)
     trained = trained[trained != ""]
     if not trained.empty:
+        labels_of_row = {row: set(trained[df.loc[trained.index, "row"] == row]) for row in df.loc[trained.index, "row"]}
+
+        def where_of(i) -> str:  # a row whose cells were trained on more than one machine: name the column too
+            row = df.at[i, "row"]
+            return row if len(labels_of_row[row]) == 1 else f"{row} ({df.at[i, 'column']})"
+
         by_label = {
-            label: list(dict.fromkeys(df.loc[trained.index[trained == label], "row"]))
+            label: list(dict.fromkeys(where_of(i) for i in trained.index[trained == label]))
             for label in dict.fromkeys(trained)
         }
         if len(by_label) == 1:
