@@ -344,7 +344,7 @@ def collect_table(
             if isinstance(kept.get("embedding"), str):  # re-labelled: which teacher is the default may have changed
                 prints = re.findall(r"\(([0-9a-f]{12})\)", kept["embedding"])
                 kept["embedding"] = "; ".join(dict.fromkeys(embedding_label(fp) for fp in prints)) or kept["embedding"]
-            kept.setdefault("execution", "; ".join(dict.fromkeys(expected[rid] for rid in before)))
+            kept["execution"] = " + ".join(dict.fromkeys(expected[rid] for rid in before))
             rows.append(kept)
             carried.append(cell.key)
             continue
@@ -369,7 +369,7 @@ def collect_table(
                 "n_seeds": len(values),
                 "run_ids": " ".join(ids),
                 "embedding": "; ".join(dict.fromkeys(e for e in embeddings if e)),
-                "execution": "; ".join(dict.fromkeys(executions)),
+                "execution": " + ".join(dict.fromkeys(executions)),
                 "status": ("ok" if len(values) == len(wanted) else f"partial: {len(values)} of {len(wanted)} seeds")
                 + (" (outside the core cells: trained by cells='all' or another table)" if outside else ""),
             }
