@@ -308,8 +308,10 @@ def results_document(res: Path | None = None) -> str:
             "The headline runs: best epoch and cost",
             "The recorded runs of the headline configs (`results/runs/`, one JSON per run: its summary and config), "
             "read by `bimodal.experiments.report.headline_runs`. A best validation epoch equal to the last means "
-            "the run was still improving when its epochs ended. Training seconds are wall-clock on this machine with "
-            "the batch's other process beside it. Training L_CNT (per seed, the mean over the last epoch's steps) "
+            "the run was still improving when its epochs ended. Training seconds are wall-clock on the machine that "
+            'trained the run (its record names the execution; the tables\' "Trained on:" lines say which rows come '
+            "from which machine), with the batch's other process beside it: a ratio across machines is rough. "
+            "Training L_CNT (per seed, the mean over the last epoch's steps) "
             "is to be read against what the teacher charges the clean sources at the same K "
             "(`results/cnt_reference.csv`, below): lower than that, the run is charged less than a perfect "
             "separator would be.\n\n" + _df_markdown(runs),
