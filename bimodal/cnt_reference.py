@@ -65,17 +65,12 @@ def cnt_reference(cfg: Config, batches: int = 8, embedding=None, tuned_prompts=N
 
 
 def teacher_label(cfg: Config) -> str:
-    """The weights that score L_CNT, by name and sha256 prefix (as bimodal.train.embedding_fingerprint; computed
-    here since bimodal.train imports this module)."""
-    from pathlib import Path
-
-    from bimodal.embedding import surrogate_path
-    from bimodal.utils import file_sha256
+    """The weights that score L_CNT, by name and sha256 prefix (bimodal.train.embedding_fingerprint's)."""
+    from bimodal.embedding import surrogate_path, weights_fingerprint
 
     e = cfg.embedding
-    path = surrogate_path(e.checkpoint) if e.backend == "surrogate" else Path(e.checkpoint)
-    name = path.stem if e.backend == "surrogate" else str(path)
-    return f"{name} ({file_sha256(path)[:12]})"
+    name = surrogate_path(e.checkpoint).stem if e.backend == "surrogate" else e.checkpoint
+    return f"{name} ({weights_fingerprint(e)})"
 
 
 def reference_table(profile: str, ks=(2, 3, 4), batches: int = 8, overrides: dict | None = None) -> pd.DataFrame:

@@ -396,6 +396,18 @@ def shipped_surrogates() -> list[str]:
     return sorted(p.stem for p in ASSET.parent.glob("*.pt"))
 
 
+def weights_fingerprint(cfg) -> str:
+    """sha256 (12 hex) of the weights an EmbeddingConfig names (a shipped surrogate or a checkpoint file);
+    "missing" when there is no such file."""
+    from bimodal.utils import file_sha256
+
+    try:
+        path = surrogate_path(cfg.checkpoint) if cfg.backend == "surrogate" else Path(cfg.checkpoint)
+    except FileNotFoundError:
+        return "missing"
+    return file_sha256(path)[:12] if path.is_file() else "missing"
+
+
 def surrogate_path(checkpoint: str, field: str = "embedding.checkpoint") -> Path:
     """The file a surrogate `embedding.checkpoint` names: "" = the default shipped asset; the bare name of a
     shipped asset (e.g. "surrogate_2sf", see :func:`shipped_surrogates`) = bimodal/assets/<name>.pt; else a path."""

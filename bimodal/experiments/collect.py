@@ -164,21 +164,20 @@ def _load_summary(cfg) -> tuple[dict | None, str]:
     which (set from the run id for reconstructed records), and the tables say it."""
     from bimodal.train import execution_of, run_dir_for
 
-    run_dir = run_dir_for(cfg)
-    if (run_dir / "summary.json").exists():
-        return json.loads((run_dir / "summary.json").read_text()), "runs"
-    path = archive_root(cfg.profile) / f"{run_dir.name}.json"
-    if path.exists():
-        return json.loads(path.read_text()), "archive"
-    own = execution_of(cfg)
-    for execution in archived_executions(cfg.profile):
-        if execution == own:
-            continue
-        path = archive_root(cfg.profile) / f"{run_dir_for(cfg, execution).name}.json"
+    def candidates():  # lazily: another execution's run id is computed only when this machine's run is absent
+        own = execution_of(cfg)
+        run_dir = run_dir_for(cfg)
+        yield run_dir / "summary.json", "runs", own
+        yield archive_root(cfg.profile) / f"{run_dir.name}.json", "archive", own
+        for execution in archived_executions(cfg.profile):
+            if execution != own:
+                yield archive_root(cfg.profile) / f"{run_dir_for(cfg, execution).name}.json", "archive", execution
+
+    for path, source, execution in candidates():
         if path.exists():
             summary = json.loads(path.read_text())
-            summary.setdefault("execution", execution)
-            return summary, "archive"
+            summary.setdefault("execution", execution)  # a record without one: the execution its run id was for
+            return summary, source
     return None, ""
 
 
@@ -327,7 +326,7 @@ def collect_table(
                     archive_summary(cfg, summary)
                 values.append(value)
                 ids.append(Path(summary["run_dir"]).name)
-                executions.append(execution_label(summary.get("execution") or EXECUTION_OF_RECONSTRUCTED))
+                executions.append(execution_label(summary["execution"]))
                 embeddings.append(
                     embedding_label(
                         summary.get("embedding_fingerprint") or ("not recorded" if uses_cnt(cfg) else "minilm")

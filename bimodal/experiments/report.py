@@ -26,6 +26,28 @@ def _fmt(value, std=None, n=None) -> str:
     return text
 
 
+def _rows_by_label(df: pd.DataFrame, field: str, every: str, name_columns: bool = False) -> str:
+    """The table's rows grouped by a per-cell label (`field`): "<label>, <every>" when one label covers every
+    labelled cell, else "<label>: rows; ...". With `name_columns`, a row whose cells carry several labels is named
+    with the column of each cell. "" when no cell has the label."""
+    labels = df[field].dropna() if field in df else pd.Series(dtype=str)
+    labels = labels[labels != ""]
+    if labels.empty:
+        return ""
+    rows = df.loc[labels.index, "row"]
+    mixed = {row for row in rows if name_columns and labels[rows == row].nunique() > 1}
+
+    def name(i) -> str:
+        return f"{df.at[i, 'row']} ({df.at[i, 'column']})" if df.at[i, "row"] in mixed else df.at[i, "row"]
+
+    by_label = {
+        label: list(dict.fromkeys(name(i) for i in labels.index[labels == label])) for label in dict.fromkeys(labels)
+    }
+    if len(by_label) == 1:
+        return f"{next(iter(by_label))}, {every}"
+    return "; ".join(f"{label}: {', '.join(names)}" for label, names in by_label.items())
+
+
 def render_markdown(df: pd.DataFrame, table: Table) -> str:
     """A pivot with "paper | here" in every column; cells not run show their status."""
     cols = list(dict.fromkeys(df["column"]))
@@ -54,37 +76,14 @@ def render_markdown(df: pd.DataFrame, table: Table) -> str:
             cells += [paper, here]
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     # which weights scored L_CNT: a results file outlives a change of the default surrogate, so it says
-    used = df["embedding"].dropna() if "embedding" in df else pd.Series(dtype=str)
-    used = used[used != ""]
-    if not used.empty:
-        by_label = {
-            label: list(dict.fromkeys(df.loc[used.index[used == label], "row"])) for label in dict.fromkeys(used)
-        }
-        if len(by_label) == 1:
-            scored = f"{next(iter(by_label))}, in every run that uses it"
-        else:
-            scored = "; ".join(f"{label}: {', '.join(rows)}" for label, rows in by_label.items())
+    scored = _rows_by_label(df, "embedding", "in every run that uses it")
+    if scored:
         lines += ["", f"L_CNT scored by: {scored}."]
     # where the runs were trained: a run id includes the execution (CPU instruction set, threads), and a table may
     # hold runs of several machines (each cell's runs are its seeds; another execution acts like another seed)
-    trained = df["execution"].dropna() if "execution" in df else pd.Series(dtype=str)
-    trained = trained[trained != ""]
-    if not trained.empty:
-        labels_of_row = {row: set(trained[df.loc[trained.index, "row"] == row]) for row in df.loc[trained.index, "row"]}
-
-        def where_of(i) -> str:  # a row whose cells were trained on more than one machine: name the column too
-            row = df.at[i, "row"]
-            return row if len(labels_of_row[row]) == 1 else f"{row} ({df.at[i, 'column']})"
-
-        by_label = {
-            label: list(dict.fromkeys(where_of(i) for i in trained.index[trained == label]))
-            for label in dict.fromkeys(trained)
-        }
-        if len(by_label) == 1:
-            where = f"{next(iter(by_label))}, every run"
-        else:
-            where = "; ".join(f"{label}: {', '.join(rows)}" for label, rows in by_label.items())
-        lines += ["", f"Trained on: {where}."]
+    trained = _rows_by_label(df, "execution", "every run", name_columns=True)
+    if trained:
+        lines += ["", f"Trained on: {trained}."]
     reasons = sorted({s for s in df["status"] if isinstance(s, str) and s.startswith("not run")})
     if reasons:
         lines += ["", "Not run: " + "; ".join(r.removeprefix("not run: ") for r in reasons) + "."]
